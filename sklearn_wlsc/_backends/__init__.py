@@ -1,0 +1,81 @@
+"""Backends: the few numerical primitives the algorithm needs, per engine.
+
+A backend encodes a batch of samples for a fixed dictionary (the unrolled
+and the exact encoder), projects rows onto the simplex, and computes the
+sufficient statistics of the dictionary update. The algorithm in
+``_dict_learning`` is written once against this small interface.
+
+Backends are looked up by name in a registry and imported lazily, so that
+``import sklearn_wlsc`` does not import numba or torch:
+
+- ``"numba"``: jitted CPU kernels, parallel over samples (the default);
+- ``"torch"``: the same primitives on tensors, for GPUs (optional extra);
+- ``"numpy"``: the plain numpy reference, the oracle of the tests.
+"""
+
+import importlib
+
+# name -> (module, class); modules are imported on first use
+_REGISTRY = {
+    "numpy": ("._numpy", "NumpyBackend"),
+    "numba": ("._numba", "NumbaBackend"),
+    "torch": ("._torch", "TorchBackend"),
+}
+
+_INSTANCES = {}
+
+BACKENDS = ("auto", *_REGISTRY)
+
+
+def _is_torch_tensor(obj):
+    module = type(obj).__module__
+    return module.startswith("torch") and type(obj).__name__ in ("Tensor", "Parameter")
+
+
+def resolve_backend_name(name, *arrays, device=None):
+    """Resolve ``"auto"`` to a concrete backend name.
+
+    ``"auto"`` picks torch only when an input is a torch tensor or a device
+    other than the CPU is requested; otherwise numba.
+    """
+    if name != "auto":
+        return name
+    if any(_is_torch_tensor(a) for a in arrays):
+        return "torch"
+    if device is not None and str(device) != "cpu":
+        return "torch"
+    return "numba"
+
+
+def get_backend(name="auto", *arrays, device=None):
+    """Return the backend instance registered under ``name``.
+
+    Parameters
+    ----------
+    name : {"auto", "numba", "torch", "numpy"}
+    *arrays : array-like
+        Inputs that ``"auto"`` inspects.
+    device : str or None
+        Device for the torch backend.
+
+    Raises
+    ------
+    ValueError
+        If the name is unknown.
+    ImportError
+        If the backend's optional dependency is not installed.
+    """
+    name = resolve_backend_name(name, *arrays, device=device)
+    if name not in _REGISTRY:
+        raise ValueError(
+            f"Unknown backend {name!r}; expected one of {sorted(BACKENDS)}."
+        )
+    key = (name, None if name != "torch" else str(device or "cpu"))
+    backend = _INSTANCES.get(key)
+    if backend is None:
+        module_name, class_name = _REGISTRY[name]
+        module = importlib.import_module(module_name, __name__)
+        cls = getattr(module, class_name)
+        backend = cls() if name != "torch" else cls(device=device)
+        _INSTANCES[key] = backend
+    return backend

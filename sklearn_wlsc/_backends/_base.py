@@ -1,0 +1,80 @@
+"""The interface every backend implements, with the numpy set-up they share."""
+
+import abc
+import contextlib
+
+import numpy as np
+
+from .. import _objective
+
+
+class Backend(abc.ABC):
+    """Base class of the array backends.
+
+    Subclasses implement :meth:`_unrolled` and :meth:`_exact` on the
+    quadratic program's terms; :meth:`encode` builds those terms once per
+    batch (``G = AAᵀ`` and ``C``, one GEMM) and dispatches. Every method
+    trusts its inputs: finite, floating-point, matching shapes.
+    """
+
+    name = None
+
+    def encode(self, Y, A, alpha, *, algorithm, n_layers, tol, max_iter):
+        """Encode the rows of ``Y`` on the simplex for the dictionary ``A``.
+
+        Parameters
+        ----------
+        Y : ndarray of shape (n_samples, n_features)
+        A : ndarray of shape (n_components, n_features)
+        alpha : float
+        algorithm : {"unrolled", "exact"}
+        n_layers : int
+            Number of accelerated projected-gradient steps (``"unrolled"``).
+        tol : float
+            Relative duality-gap tolerance (``"exact"``).
+        max_iter : int
+            Iteration cap of the exact solver.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_components)
+            Codes, same dtype as ``Y``.
+        gap : ndarray of shape (n_samples,) or None
+            Relative duality gap reached by the exact encoder, else None.
+        """
+        if algorithm == "unrolled":
+            G, C = _objective.encoder_terms(Y, A, alpha)
+            L = _objective.lipschitz_constant(A)
+            return self._unrolled(G, C, L, n_layers), None
+        Y64 = np.asarray(Y, dtype=np.float64)
+        A64 = np.asarray(A, dtype=np.float64)
+        G, C = _objective.encoder_terms(Y64, A64, alpha)
+        scale = _objective.gap_scale(Y64, A64, alpha)
+        X, gap = self._exact(G, C, scale, tol, max_iter)
+        return X.astype(Y.dtype, copy=False), gap / scale
+
+    @abc.abstractmethod
+    def _unrolled(self, G, C, L, n_layers):
+        """``n_layers`` accelerated projected-gradient steps from zero."""
+
+    @abc.abstractmethod
+    def _exact(self, G, C, scale, tol, max_iter):
+        """Codes with duality gap at most ``tol * scale``, and the gaps."""
+
+    @abc.abstractmethod
+    def project_simplex(self, V):
+        """Project each row of ``V`` onto the probability simplex."""
+
+    def dictionary_statistics(self, X, Y):
+        """``(XᵀX, Xᵀ1, XᵀY)``, the sufficient statistics of the A-step."""
+        return _objective.dictionary_statistics(X, Y)
+
+    def limit_threads(self, n_jobs):
+        """Context manager limiting the backend's threads to ``n_jobs``."""
+        return contextlib.nullcontext()
+
+
+def momentum_schedule(n_layers, dtype):
+    """K-Deep Simplex momentum ``k / (k + 3)`` for layers ``k = 0..K-1``."""
+    k = np.arange(n_layers, dtype=np.float64)
+    return (k / (k + 3.0)).astype(dtype)

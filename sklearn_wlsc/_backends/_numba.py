@@ -1,0 +1,376 @@
+"""numba kernels: simplex projection, the unrolled encoder and the exact
+active-set encoder, parallel over samples.
+
+Kernels take arrays and write into buffers they are given. They are
+compiled lazily on first use and cached on disk when the package directory
+(or numba's user cache) is writable; a read-only install falls back to
+in-memory compilation. Each kernel trusts its inputs: C-contiguous,
+finite, float32 or float64, matching shapes.
+"""
+
+import contextlib
+import math
+import warnings
+
+import numba
+import numpy as np
+from numba import prange
+
+from ._base import Backend, momentum_schedule
+
+# samples handled by one task of a parallel loop; scratch buffers are
+# allocated once per task, not once per sample
+_CHUNK = 64
+
+
+def _jit(**options):
+    """``numba.njit`` with ``cache=True``, falling back to no caching where
+    no writable cache directory exists (a read-only install)."""
+
+    def decorate(func):
+        try:
+            return numba.njit(cache=True, **options)(func)
+        except RuntimeError as exc:  # numba: "no locator available"
+            warnings.warn(
+                f"numba cannot cache {func.__name__} ({exc}); compiling in memory.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            return numba.njit(cache=False, **options)(func)
+
+    return decorate
+
+
+@_jit(nogil=True)
+def project_row(v):
+    """Project ``v`` onto the simplex in place (Michelot's algorithm).
+
+    The candidate support shrinks monotonically and always contains the true
+    support, so the threshold is exact after at most ``m`` passes; in
+    practice a handful.
+    """
+    m = v.shape[0]
+    total = 0.0
+    for j in range(m):
+        total += v[j]
+    tau = (total - 1.0) / m
+    count = m
+    for _ in range(m + 1):
+        total = 0.0
+        cnt = 0
+        for j in range(m):
+            if v[j] > tau:
+                total += v[j]
+                cnt += 1
+        if cnt == count or cnt == 0:
+            break
+        count = cnt
+        tau = (total - 1.0) / cnt
+    for j in range(m):
+        d = v[j] - tau
+        v[j] = d if d > 0.0 else 0.0
+
+
+@_jit(parallel=True)
+def project_rows(V, out):
+    """Project each row of ``V`` onto the simplex, into ``out``."""
+    n = V.shape[0]
+    for i in prange(n):
+        out[i, :] = V[i, :]
+        project_row(out[i])
+
+
+@_jit(parallel=True)
+def unrolled_encode(G, C, inv_L, betas, X):
+    """Unrolled accelerated projected gradient, one sample per task.
+
+    For each row ``c`` of ``C``: from ``x = z = 0``, ``len(betas)`` steps of
+    ``x⁺ = Π_Δ(z + (c − zG)·inv_L)``, ``z = x⁺ + β_k (x⁺ − x)``. The product
+    ``zG`` skips the zero entries of ``z``, which the projection makes common.
+    Writes the codes into ``X``.
+    """
+    n, m = C.shape
+    n_layers = betas.shape[0]
+    n_tasks = (n + _CHUNK - 1) // _CHUNK
+    for task in prange(n_tasks):
+        z = np.empty(m, dtype=X.dtype)
+        x = np.empty(m, dtype=X.dtype)
+        v = np.empty(m, dtype=X.dtype)
+        for i in range(task * _CHUNK, min(n, (task + 1) * _CHUNK)):
+            for j in range(m):
+                z[j] = 0.0
+                x[j] = 0.0
+            for k in range(n_layers):
+                for j in range(m):
+                    v[j] = z[j] + C[i, j] * inv_L
+                for l in range(m):
+                    zl = z[l]
+                    if zl != 0.0:
+                        w = zl * inv_L
+                        for j in range(m):
+                            v[j] -= w * G[l, j]
+                project_row(v)
+                beta = betas[k]
+                for j in range(m):
+                    xn = v[j]
+                    z[j] = xn + beta * (xn - x[j])
+                    x[j] = xn
+            for j in range(m):
+                X[i, j] = x[j]
+
+
+@_jit(nogil=True)
+def _gradient(G, c, x, sup, ns, g):
+    """``g = xG − c`` for ``x`` supported on ``sup[:ns]``."""
+    m = c.shape[0]
+    for j in range(m):
+        g[j] = -c[j]
+    for a in range(ns):
+        r = sup[a]
+        xr = x[r]
+        for j in range(m):
+            g[j] += xr * G[r, j]
+
+
+@_jit(nogil=True)
+def _cholesky(G, sup, ns, shift, eps, Lc):
+    """Cholesky factor of ``G[S, S] + shift·11ᵀ`` into ``Lc``.
+
+    Returns ``ns`` on success, or the index of the first pivot below ``eps``;
+    rows before it then hold the factor of the leading block.
+    """
+    for a in range(ns):
+        for b in range(a + 1):
+            s = G[sup[a], sup[b]] + shift
+            for k in range(b):
+                s -= Lc[a, k] * Lc[b, k]
+            if a == b:
+                if s <= eps:
+                    return a
+                Lc[a, a] = math.sqrt(s)
+            else:
+                Lc[a, b] = s / Lc[b, b]
+    return ns
+
+
+@_jit(nogil=True)
+def _cholesky_solve(Lc, ns, b):
+    """Solve ``Lc Lcᵀ y = b`` in place for the leading ``ns`` block."""
+    for a in range(ns):
+        s = b[a]
+        for k in range(a):
+            s -= Lc[a, k] * b[k]
+        b[a] = s / Lc[a, a]
+    for a in range(ns - 1, -1, -1):
+        s = b[a]
+        for k in range(a + 1, ns):
+            s -= Lc[k, a] * b[k]
+        b[a] = s / Lc[a, a]
+
+
+@_jit(nogil=True)
+def active_set_row(G, c, shift, eps, tol, max_iter, x, g, sup, pos, Lc, u, w, p):
+    """Minimize ``½ xᵀGx − c·x`` over the simplex with a primal active set.
+
+    Starts at the best vertex. Each outer step adds the coordinate with the
+    most negative gradient; the inner loop solves the equality-constrained
+    problem on the support (a Newton step on ``G[S,S] + shift·11ᵀ``, whose
+    value on the simplex differs from the objective by a constant) and drops
+    coordinates that would turn negative. A zero-curvature direction, met
+    when atoms are affinely dependent, is followed to the boundary instead.
+    Stops when the Frank–Wolfe gap is at most ``tol``.
+
+    Returns the final gap and the number of inner steps. Writes the code
+    into ``x`` (length m); the other arrays are scratch.
+    """
+    m = c.shape[0]
+    j0 = 0
+    best = 0.5 * G[0, 0] - c[0]
+    for j in range(m):
+        x[j] = 0.0
+        pos[j] = -1
+        val = 0.5 * G[j, j] - c[j]
+        if val < best:
+            best = val
+            j0 = j
+    x[j0] = 1.0
+    sup[0] = j0
+    pos[j0] = 0
+    ns = 1
+    _gradient(G, c, x, sup, ns, g)
+    it = 0
+    gap = np.inf
+    while True:
+        nu = 0.0
+        for a in range(ns):
+            nu += g[sup[a]] * x[sup[a]]
+        k = 0
+        for j in range(1, m):
+            if g[j] < g[k]:
+                k = j
+        gap = nu - g[k]
+        if gap <= tol or it >= max_iter:
+            break
+        if pos[k] < 0:
+            sup[ns] = k
+            pos[k] = ns
+            ns += 1
+        while it < max_iter:
+            it += 1
+            r = _cholesky(G, sup, ns, shift, eps, Lc)
+            if r == ns:
+                # Newton step to the minimizer on the support
+                for a in range(ns):
+                    u[a] = g[sup[a]]
+                    w[a] = 1.0
+                _cholesky_solve(Lc, ns, u)
+                _cholesky_solve(Lc, ns, w)
+                su = 0.0
+                sw = 0.0
+                for a in range(ns):
+                    su += u[a]
+                    sw += w[a]
+                mu = su / sw
+                for a in range(ns):
+                    p[a] = mu * w[a] - u[a]
+                t = 1.0
+            else:
+                # zero-curvature direction through pivot r, taken downhill
+                for a in range(r):
+                    p[a] = G[sup[a], sup[r]] + shift
+                _cholesky_solve(Lc, r, p)
+                p[r] = -1.0
+                for a in range(r + 1, ns):
+                    p[a] = 0.0
+                slope = 0.0
+                for a in range(ns):
+                    slope += g[sup[a]] * p[a]
+                if slope > 0.0:
+                    for a in range(ns):
+                        p[a] = -p[a]
+                t = np.inf
+            blocking = -1
+            for a in range(ns):
+                if p[a] < 0.0:
+                    ta = x[sup[a]] / (-p[a])
+                    if ta < t:
+                        t = ta
+                        blocking = a
+            if blocking < 0 and r != ns:
+                break  # cannot happen on the simplex; guard against loops
+            for a in range(ns):
+                x[sup[a]] += t * p[a]
+            if blocking >= 0:
+                x[sup[blocking]] = 0.0
+            kept = 0
+            for a in range(ns):
+                j = sup[a]
+                if x[j] > 0.0:
+                    sup[kept] = j
+                    pos[j] = kept
+                    kept += 1
+                else:
+                    x[j] = 0.0
+                    pos[j] = -1
+            ns = kept
+            _gradient(G, c, x, sup, ns, g)
+            if blocking < 0:
+                break
+    total = 0.0
+    for a in range(ns):
+        total += x[sup[a]]
+    for a in range(ns):
+        x[sup[a]] /= total
+    return gap, it
+
+
+@_jit(parallel=True)
+def exact_encode(G, C, tol, max_iter, X, gaps, n_iter):
+    """Exact encoder for every row of ``C``; ``tol`` holds per-row absolute
+    gap tolerances. Writes codes, gaps and step counts into the outputs."""
+    n, m = C.shape
+    shift = 0.0
+    for j in range(m):
+        shift = max(shift, G[j, j])
+    if shift <= 0.0:
+        shift = 1.0
+    eps = 1e-12 * 2.0 * shift
+    n_tasks = (n + _CHUNK - 1) // _CHUNK
+    for task in prange(n_tasks):
+        x = np.empty(m)
+        g = np.empty(m)
+        sup = np.empty(m, dtype=np.int64)
+        pos = np.empty(m, dtype=np.int64)
+        Lc = np.empty((m, m))
+        u = np.empty(m)
+        w = np.empty(m)
+        p = np.empty(m)
+        for i in range(task * _CHUNK, min(n, (task + 1) * _CHUNK)):
+            gap, it = active_set_row(
+                G, C[i], shift, eps, tol[i], max_iter, x, g, sup, pos, Lc, u, w, p
+            )
+            gaps[i] = gap
+            n_iter[i] = it
+            for j in range(m):
+                X[i, j] = x[j]
+
+
+class NumbaBackend(Backend):
+    """CPU backend of jitted kernels, parallel over samples."""
+
+    name = "numba"
+
+    def _unrolled(self, G, C, L, n_layers):
+        dtype = C.dtype
+        G = np.ascontiguousarray(G)
+        C = np.ascontiguousarray(C)
+        X = np.empty_like(C)
+        betas = momentum_schedule(n_layers, dtype)
+        unrolled_encode(G, C, dtype.type(1.0 / L), betas, X)
+        return X
+
+    def _exact(self, G, C, scale, tol, max_iter):
+        n, m = C.shape
+        X = np.empty((n, m))
+        gaps = np.empty(n)
+        n_iter = np.empty(n, dtype=np.int64)
+        exact_encode(
+            np.ascontiguousarray(G),
+            np.ascontiguousarray(C),
+            np.ascontiguousarray(tol * scale),
+            int(max_iter),
+            X,
+            gaps,
+            n_iter,
+        )
+        return X, gaps
+
+    def project_simplex(self, V):
+        V = np.ascontiguousarray(V)
+        out = np.empty_like(V)
+        project_rows(V, out)
+        return out
+
+    def limit_threads(self, n_jobs):
+        return _limit_threads(n_jobs)
+
+
+@contextlib.contextmanager
+def _limit_threads(n_jobs):
+    """Run numba's parallel loops on ``n_jobs`` threads within the block.
+
+    ``None`` keeps the current setting; negative values count back from the
+    number of cores as in joblib (``-1`` is all of them). numba's setting is
+    per calling thread, so this is safe under threaded callers.
+    """
+    if n_jobs is None:
+        yield
+        return
+    n_max = numba.config.NUMBA_NUM_THREADS
+    n = n_jobs if n_jobs > 0 else max(1, n_max + 1 + n_jobs)
+    previous = numba.get_num_threads()
+    numba.set_num_threads(min(n, n_max))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(previous)

@@ -1,0 +1,363 @@
+"""The WLSC algorithm, written once: encoding passes, dictionary updates,
+initialization, alternating minimization and minibatch statistics.
+
+Every function here trusts its inputs; validation lives in ``_estimator``.
+
+Numerics. The objective and the codes are invariant when samples and atoms
+are translated together, and the codes are invariant when both are scaled.
+Each encoding pass therefore works on rows centered at the atoms' mean and
+scaled by a power of two (an exact operation in floating point), so that
+data far from the origin or with values near 1e±150 lose no accuracy and
+never overflow.
+"""
+
+import math
+import time
+import warnings
+
+import numpy as np
+from scipy import linalg
+from sklearn.exceptions import ConvergenceWarning
+
+from . import _objective
+
+# rows encoded per chunk: bounds the working memory of a pass
+CHUNK_ROWS = 8192
+
+
+def power_of_two_scale(*maxima):
+    """The power of two closest above the largest of ``maxima`` (or 1.0)."""
+    mx = max(float(v) for v in maxima)
+    if not (mx > 0.0 and math.isfinite(mx)):
+        return 1.0
+    return math.ldexp(1.0, math.frexp(mx)[1])
+
+
+class EncodePass:
+    """Result of :func:`encode_pass`.
+
+    Attributes
+    ----------
+    codes : ndarray of shape (n_samples, n_components) or None
+    gap : ndarray of shape (n_samples,) or None
+        Relative duality gaps (exact encoder only).
+    objective : ndarray of shape (n_samples,) or None
+        Per-sample objective values.
+    statistics : tuple of (XtX, s, XtY) or None
+        Sufficient statistics of the dictionary update, in float64.
+    """
+
+    def __init__(self):
+        self.codes = None
+        self.gap = None
+        self.objective = None
+        self.statistics = None
+
+
+def encode_pass(
+    Y,
+    A,
+    alpha,
+    backend,
+    *,
+    algorithm="exact",
+    n_layers=50,
+    tol=1e-10,
+    max_iter=None,
+    n_jobs=None,
+    keep_codes=True,
+    objective=False,
+    statistics=False,
+    chunk_rows=CHUNK_ROWS,
+):
+    """Encode the rows of ``Y`` chunk by chunk, optionally accumulating the
+    per-sample objective and the dictionary's sufficient statistics.
+
+    Parameters
+    ----------
+    Y : ndarray of shape (n_samples, n_features)
+    A : ndarray of shape (n_components, n_features)
+    alpha : float
+    backend : Backend
+    algorithm : {"exact", "unrolled"}
+    n_layers : int
+    tol : float
+    max_iter : int or None
+        Iteration cap of the exact encoder; ``None`` means ``20 m + 100``.
+    n_jobs : int or None
+    keep_codes, objective, statistics : bool
+        What to return.
+    chunk_rows : int
+
+    Returns
+    -------
+    result : EncodePass
+    """
+    n, d = Y.shape
+    m = A.shape[0]
+    if max_iter is None:
+        max_iter = 20 * m + 100
+    dtype = Y.dtype
+    A = A.astype(dtype, copy=False)
+    shift = A.mean(axis=0)
+    A_c = A - shift
+    scale = power_of_two_scale(
+        np.abs(A_c).max(initial=0.0), np.abs(Y).max(initial=0.0) + np.abs(shift).max(initial=0.0)
+    )
+    exponent = -math.frexp(scale)[1] + 1
+    A_c = np.ldexp(A_c, exponent).astype(dtype, copy=False)
+
+    result = EncodePass()
+    if keep_codes:
+        result.codes = np.empty((n, m), dtype=dtype)
+    if algorithm == "exact":
+        result.gap = np.empty(n)
+    if objective:
+        result.objective = np.empty(n)
+    if statistics:
+        XtX = np.zeros((m, m))
+        s = np.zeros(m)
+        XtY = np.zeros((m, d))
+
+    with backend.limit_threads(n_jobs):
+        for start in range(0, n, chunk_rows):
+            stop = min(n, start + chunk_rows)
+            Yc = np.ldexp(Y[start:stop] - shift, exponent).astype(dtype, copy=False)
+            X, gap = backend.encode(
+                Yc,
+                A_c,
+                alpha,
+                algorithm=algorithm,
+                n_layers=n_layers,
+                tol=tol,
+                max_iter=max_iter,
+            )
+            if keep_codes:
+                result.codes[start:stop] = X
+            if gap is not None:
+                result.gap[start:stop] = gap
+            if objective:
+                # in scaled units; rescaled once below
+                result.objective[start:stop] = _objective.sample_objective(
+                    Yc.astype(np.float64), A_c.astype(np.float64), X.astype(np.float64), alpha
+                )
+            if statistics:
+                X64 = X.astype(np.float64, copy=False)
+                XtX += X64.T @ X64
+                s += X64.sum(axis=0)
+                XtY += X64.T @ Y[start:stop]
+    if objective:
+        result.objective *= scale * scale
+    if statistics:
+        result.statistics = (XtX, s, XtY)
+    if algorithm == "exact" and n:
+        n_bad = int(np.count_nonzero(result.gap > tol))
+        if n_bad:
+            warnings.warn(
+                f"The exact encoder reached max_iter={max_iter} before the "
+                f"duality gap fell below tol={tol:g} for {n_bad} of {n} samples "
+                f"(largest relative gap {result.gap.max():.3g}).",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+    return result
+
+
+def update_dictionary(XtX, s, XtY, alpha, A_old, ridge=1e-12):
+    """Closed-form dictionary update from sufficient statistics.
+
+    Solves ``(XᵀX + 2α diag(s) + εI) A = (1 + 2α) XᵀY + ε A_old``: the exact
+    minimizer in ``A`` of ``F`` plus the proximal term ``ε/2n ‖A − A_old‖²``
+    with ``ε = ridge · trace(XᵀX + 2α diag(s)) / m``. The proximal term keeps
+    the system positive definite when an atom is unused (or when α = 0 and
+    ``XᵀX`` is singular) and makes every update a descent step of ``F``.
+
+    Parameters
+    ----------
+    XtX : ndarray of shape (m, m)
+    s : ndarray of shape (m,)
+    XtY : ndarray of shape (m, d)
+    alpha : float
+    A_old : ndarray of shape (m, d)
+    ridge : float
+
+    Returns
+    -------
+    A : ndarray of shape (m, d), float64
+    """
+    m = XtX.shape[0]
+    M = XtX + np.diag(2.0 * alpha * s)
+    eps = ridge * max(np.trace(M) / m, np.finfo(np.float64).tiny)
+    M[np.diag_indices(m)] += eps
+    R = (1.0 + 2.0 * alpha) * XtY + eps * A_old
+    try:
+        return linalg.solve(M, R, assume_a="pos", check_finite=False)
+    except (linalg.LinAlgError, ValueError):
+        return linalg.lstsq(M, R, check_finite=False)[0]
+
+
+def unused_atoms(s, n_samples):
+    """Atoms whose total usage ``s_j`` is negligible (below 1e-10 samples' worth
+    relative to the mean usage)."""
+    m = s.shape[0]
+    return s <= 1e-10 * max(n_samples, 1) / m
+
+
+def reseed_atoms(A, unused, Y, sample_objective):
+    """Re-seed unused atoms with the worst-represented samples, in place.
+
+    As k-means re-seeds empty clusters. An unused atom carries no code mass,
+    so replacing it leaves ``F`` unchanged for the current codes and the next
+    exact encoding can only lower it.
+
+    Returns
+    -------
+    n_reseeded : int
+    """
+    idx = np.flatnonzero(unused)
+    if idx.size == 0:
+        return 0
+    order = np.argsort(-sample_objective, kind="stable")
+    # prefer distinct rows; cycle through the worst if there are too few
+    donors = order[: max(idx.size, 1)]
+    for k, j in enumerate(idx):
+        A[j] = Y[donors[k % donors.size]]
+    return int(idx.size)
+
+
+def init_dictionary(Y, n_components, init, random_state):
+    """Initial atoms: k-means++ seeds, random samples, or a given array.
+
+    With fewer samples than atoms, the samples are used and the remaining
+    atoms are random convex combinations of pairs of samples.
+
+    Returns
+    -------
+    A : ndarray of shape (n_components, n_features), float64
+    """
+    if not isinstance(init, str):
+        return np.array(init, dtype=np.float64, copy=True)
+    n = Y.shape[0]
+    if n < n_components:
+        i = random_state.randint(n, size=(n_components - n, 2))
+        w = random_state.uniform(size=(n_components - n, 1))
+        extra = w * Y[i[:, 0]] + (1.0 - w) * Y[i[:, 1]]
+        return np.vstack([Y, extra]).astype(np.float64)
+    if init == "random":
+        idx = random_state.choice(n, n_components, replace=False)
+        return Y[idx].astype(np.float64)
+    from sklearn.cluster import kmeans_plusplus
+
+    centers, _ = kmeans_plusplus(
+        Y.astype(np.float64, copy=False),
+        n_components,
+        random_state=random_state,
+    )
+    return centers
+
+
+def alternating_fit(
+    Y,
+    A,
+    alpha,
+    backend,
+    *,
+    max_iter,
+    tol,
+    encode_params,
+    n_jobs=None,
+    verbose=0,
+):
+    """Alternating minimization: exact encoding, then the exact A-step.
+
+    Each iteration encodes every sample exactly (so ``F`` cannot increase),
+    re-seeds unused atoms, and solves for the dictionary in closed form.
+    Stops when the relative decrease of ``F`` falls below ``tol``.
+
+    Parameters
+    ----------
+    Y : ndarray of shape (n_samples, n_features)
+    A : ndarray of shape (n_components, n_features), float64
+        Initial dictionary; not modified.
+    alpha : float
+    backend : Backend
+    max_iter : int
+        Maximum number of dictionary updates.
+    tol : float
+    encode_params : dict
+        ``tol`` and ``max_iter`` of the exact encoder.
+    n_jobs : int or None
+    verbose : int
+
+    Returns
+    -------
+    A : ndarray of shape (n_components, n_features)
+    history : list of float
+        ``F`` after each encoding, starting with the initial dictionary.
+    n_iter : int
+        Number of dictionary updates performed.
+    n_reseeded : int
+        Total number of atoms re-seeded.
+    """
+    A = A.copy()
+    n = Y.shape[0]
+    history = []
+    n_reseeded = 0
+    n_iter = 0
+    t0 = time.perf_counter()
+    converged = False
+    for it in range(max_iter + 1):
+        res = encode_pass(
+            Y,
+            A,
+            alpha,
+            backend,
+            algorithm="exact",
+            keep_codes=False,
+            objective=True,
+            statistics=True,
+            n_jobs=n_jobs,
+            **encode_params,
+        )
+        F = float(np.mean(res.objective))
+        history.append(F)
+        if verbose:
+            change = "" if it == 0 else f", relative change {(history[-2] - F) / max(abs(history[-2]), 1e-300):.3e}"
+            print(
+                f"[WeightedL1SparseCoder] iteration {it}, objective {F:.6e}"
+                f"{change}, {time.perf_counter() - t0:.2f} s"
+            )
+        if it > 0 and history[-2] - F <= tol * max(abs(history[-2]), np.finfo(float).tiny):
+            converged = True
+            break
+        if it == max_iter:
+            break
+        XtX, s, XtY = res.statistics
+        unused = unused_atoms(s, n)
+        A_old = A
+        if unused.any():
+            A_old = A.copy()
+            n_reseeded += reseed_atoms(A_old, unused, Y, res.objective)
+        # an unused atom has a zero row in the statistics: its proximal
+        # solution is its (re-seeded) old value
+        A = update_dictionary(XtX, s, XtY, alpha, A_old)
+        n_iter += 1
+    if not converged and max_iter > 0:
+        warnings.warn(
+            f"Alternating minimization did not converge in max_iter={max_iter} "
+            f"iterations (tol={tol:g}); increase max_iter or tol.",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
+    return A, history, n_iter, n_reseeded
+
+
+def minibatch_weight(step, batch_size):
+    """Forgetting factor of the online statistics (Mairal et al. 2010, as in
+    scikit-learn's ``MiniBatchDictionaryLearning``): the weight kept by the
+    old statistics when the ``step``-th minibatch (0-based) arrives."""
+    if step < batch_size - 1:
+        theta = float((step + 1) * batch_size)
+    else:
+        theta = float(batch_size**2 + step + 1 - batch_size)
+    return (theta + 1.0 - batch_size) / (theta + 1.0)

@@ -1,0 +1,518 @@
+"""Public estimators and functions: parameter rules, validation, thin drivers."""
+
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import (
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+    _fit_context,
+)
+from sklearn.utils import check_array, check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions, validate_params
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from . import _dict_learning
+from ._backends import BACKENDS, get_backend
+
+_FLOATS = [np.float64, np.float32]
+
+_ENCODER_CONSTRAINTS = {
+    "alpha": [Interval(Real, 0, None, closed="left")],
+    "n_layers": [Interval(Integral, 1, None, closed="left")],
+    "backend": [StrOptions(set(BACKENDS))],
+    "device": [str, None],
+    "n_jobs": [Integral, None],
+}
+
+
+@validate_params(
+    {
+        "X": ["array-like"],
+        "dictionary": ["array-like"],
+        **_ENCODER_CONSTRAINTS,
+        "algorithm": [StrOptions({"exact", "unrolled"})],
+        "tol": [Interval(Real, 0, None, closed="neither")],
+        "max_iter": [Interval(Integral, 1, None, closed="left"), None],
+    },
+    prefer_skip_nested_validation=True,
+)
+def sparse_encode(
+    X,
+    dictionary,
+    *,
+    alpha=0.5,
+    algorithm="exact",
+    n_layers=50,
+    tol=1e-10,
+    max_iter=None,
+    backend="auto",
+    device=None,
+    n_jobs=None,
+):
+    r"""Weighted-l1 sparse codes on the simplex for a fixed dictionary.
+
+    Each row ``x`` of the result solves
+
+    .. math::
+
+        \min_{x \in \Delta} \tfrac12 \|y - x A\|^2
+        + \alpha \sum_j x_j \|y - a_j\|^2,
+
+    where ``Δ`` is the probability simplex, ``y`` a row of ``X`` and ``a_j``
+    the rows of ``dictionary``.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+        Samples to encode.
+    dictionary : array-like of shape (n_components, n_features)
+        The atoms, one per row.
+    alpha : float, default=0.5
+        Weight of the locality penalty (K-Deep Simplex's ``penalty``).
+    algorithm : {"exact", "unrolled"}, default="exact"
+        ``"exact"`` solves to a certified duality gap with an active-set
+        method; ``"unrolled"`` runs ``n_layers`` accelerated projected-
+        gradient steps (the network of the papers): fixed cost, approximate.
+    n_layers : int, default=50
+        Number of steps of the unrolled encoder.
+    tol : float, default=1e-10
+        Exact encoder: stop when the Frank–Wolfe duality gap, which bounds
+        ``f(x) − f*``, is at most ``tol`` times the sample's objective scale
+        ``(½ + α) max_j ‖y − a_j‖²``.
+    max_iter : int, default=None
+        Iteration cap of the exact encoder (``None``: ``20 m + 100``).
+    backend : {"auto", "numba", "torch", "numpy"}, default="auto"
+        Array backend. ``"auto"`` uses numba unless a torch tensor or a
+        non-CPU device is given; ``"numpy"`` is the slow reference.
+    device : str, default=None
+        Device of the torch backend (``"cpu"``, ``"cuda"``, ``"cuda:1"``...).
+    n_jobs : int, default=None
+        Number of threads of the numba kernels (``None``: numba's default,
+        ``-1``: all cores).
+
+    Returns
+    -------
+    codes : ndarray of shape (n_samples, n_components)
+        Non-negative rows summing to one, in the dtype of ``X``
+        (float32 or float64).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_wlsc import sparse_encode
+    >>> atoms = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+    >>> codes = sparse_encode([[0.2, 0.1]], atoms, alpha=0.0)
+    >>> codes.round(3)
+    array([[0.7, 0.2, 0.1]])
+    """
+    X = check_array(X, dtype=_FLOATS, input_name="X")
+    dictionary = check_array(dictionary, dtype=_FLOATS, input_name="dictionary")
+    if dictionary.shape[1] != X.shape[1]:
+        raise ValueError(
+            f"dictionary has {dictionary.shape[1]} features per atom but X has "
+            f"{X.shape[1]} features."
+        )
+    backend = get_backend(backend, X, dictionary, device=device)
+    res = _dict_learning.encode_pass(
+        X,
+        dictionary.astype(X.dtype, copy=False),
+        float(alpha),
+        backend,
+        algorithm=algorithm,
+        n_layers=n_layers,
+        tol=tol,
+        max_iter=max_iter,
+        n_jobs=n_jobs,
+    )
+    return res.codes
+
+
+class WeightedL1SparseCoder(
+    ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
+):
+    r"""Dictionary learning with weighted-l1 sparse codes on the simplex.
+
+    Learns atoms ``A`` (``components_``) and codes ``X`` whose rows lie on the
+    probability simplex by minimizing
+
+    .. math::
+
+        F(A, X) = \frac{1}{n} \sum_i \Big[ \tfrac12 \|y_i - x_i A\|^2
+        + \alpha \sum_j x_{ij} \|y_i - a_j\|^2 \Big].
+
+    The penalty is the Laplacian quadratic form of the bipartite graph
+    between samples and atoms with edge weights ``x_ij``: a sample pays for
+    using an atom in proportion to their squared distance, so codes are
+    sparse and local. ``alpha = 0`` is simplex-constrained least squares;
+    as ``alpha → ∞`` codes become hard assignments and the fit becomes
+    k-means.
+
+    Parameters
+    ----------
+    n_components : int, default=None
+        Number of atoms ``m``. ``None`` uses ``n_features``.
+    alpha : float, default=0.5
+        Weight of the locality penalty (K-Deep Simplex's ``penalty``). The
+        objective is invariant to rescaling the data, so ``alpha`` needs no
+        adjustment to the data's units.
+    n_layers : int, default=50
+        Steps of the unrolled encoder (``transform_algorithm="unrolled"``).
+    transform_algorithm : {"exact", "unrolled"}, default="exact"
+        Encoder used by :meth:`transform`: ``"exact"`` solves to a certified
+        duality gap; ``"unrolled"`` is the papers' fixed-depth network.
+    transform_tol : float, default=1e-10
+        Relative duality-gap tolerance of the exact encoder.
+    fit_algorithm : {"alternating"}, default="alternating"
+        ``"alternating"``: exact encoding, then the closed-form dictionary
+        update ``(XᵀX + 2α diag(Xᵀ1)) A = (1 + 2α) XᵀY``; ``F`` never
+        increases.
+    max_iter : int, default=100
+        Maximum number of dictionary updates in :meth:`fit`.
+    tol : float, default=1e-5
+        Stop when the relative decrease of ``F`` is at most ``tol``.
+    batch_size : int, default=256
+        Minibatch size of the stochastic fit algorithms.
+    init : {"k-means++", "random"} or array-like of shape \
+            (n_components, n_features), default="k-means++"
+        Initial atoms: k-means++ seeds, random samples, or given atoms.
+    learning_rate : float, default=1e-3
+        Step size of gradient-based fit algorithms.
+    backend : {"auto", "numba", "torch", "numpy"}, default="auto"
+        Array backend; ``"auto"`` is numba on the CPU.
+    device : str, default=None
+        Device of the torch backend.
+    n_jobs : int, default=None
+        Number of threads of the numba kernels (``-1``: all cores).
+    random_state : int, RandomState instance or None, default=None
+        Seeds the initialization.
+    verbose : int, default=0
+        Print the objective after each iteration when positive.
+
+    Attributes
+    ----------
+    components_ : ndarray of shape (n_components, n_features)
+        The learned atoms.
+    n_components_ : int
+        Number of atoms.
+    objective_ : float
+        Final value of ``F`` on the training data.
+    objective_path_ : ndarray of shape (n_iter_ + 1,)
+        ``F`` after each exact encoding during :meth:`fit`.
+    n_iter_ : int
+        Number of dictionary updates performed.
+    n_steps_ : int
+        Number of dictionary updates, counting :meth:`partial_fit` calls.
+    n_reseeded_ : int
+        How many times an unused atom was re-seeded with a poorly
+        represented sample.
+    n_features_in_ : int
+        Number of features seen during :meth:`fit`.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during :meth:`fit`, when they are strings.
+
+    See Also
+    --------
+    sparse_encode : The encoder as a function.
+    sklearn.decomposition.DictionaryLearning : Classical l1 dictionary learning.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from sklearn_wlsc import WeightedL1SparseCoder
+    >>> X, _ = load_digits(return_X_y=True)
+    >>> coder = WeightedL1SparseCoder(n_components=32, random_state=0)
+    >>> codes = coder.fit_transform(X)
+    >>> codes.shape
+    (1797, 32)
+    >>> bool(abs(codes.sum(axis=1) - 1).max() < 1e-12 and codes.min() >= 0)
+    True
+    """
+
+    _parameter_constraints = {
+        "n_components": [Interval(Integral, 1, None, closed="left"), None],
+        **_ENCODER_CONSTRAINTS,
+        "transform_algorithm": [StrOptions({"exact", "unrolled"})],
+        "transform_tol": [Interval(Real, 0, None, closed="neither")],
+        "fit_algorithm": [StrOptions({"alternating"})],
+        "max_iter": [Interval(Integral, 0, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "init": [StrOptions({"k-means++", "random"}), "array-like"],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        n_components=None,
+        *,
+        alpha=0.5,
+        n_layers=50,
+        transform_algorithm="exact",
+        transform_tol=1e-10,
+        fit_algorithm="alternating",
+        max_iter=100,
+        tol=1e-5,
+        batch_size=256,
+        init="k-means++",
+        learning_rate=1e-3,
+        backend="auto",
+        device=None,
+        n_jobs=None,
+        random_state=None,
+        verbose=0,
+    ):
+        self.n_components = n_components
+        self.alpha = alpha
+        self.n_layers = n_layers
+        self.transform_algorithm = transform_algorithm
+        self.transform_tol = transform_tol
+        self.fit_algorithm = fit_algorithm
+        self.max_iter = max_iter
+        self.tol = tol
+        self.batch_size = batch_size
+        self.init = init
+        self.learning_rate = learning_rate
+        self.backend = backend
+        self.device = device
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # -- helpers -----------------------------------------------------------
+
+    def _backend(self, *arrays):
+        return get_backend(self.backend, *arrays, device=self.device)
+
+    def _initial_dictionary(self, X, random_state):
+        """Check ``n_components`` and ``init`` against ``X``; initial atoms."""
+        n_features = X.shape[1]
+        if isinstance(self.init, str):
+            m = n_features if self.n_components is None else self.n_components
+        else:
+            init = check_array(self.init, dtype=_FLOATS, input_name="init")
+            m = init.shape[0] if self.n_components is None else self.n_components
+            if init.shape != (m, n_features):
+                raise ValueError(
+                    f"init has shape {init.shape}, but (n_components, n_features) "
+                    f"= {(m, n_features)} is required."
+                )
+        if X.shape[0] < m:
+            import warnings
+
+            warnings.warn(
+                f"n_samples={X.shape[0]} is smaller than n_components={m}: "
+                "the extra atoms start as mixtures of samples and may stay "
+                "unused.",
+                UserWarning,
+                stacklevel=3,
+            )
+        if isinstance(self.init, str):
+            return _dict_learning.init_dictionary(X, m, self.init, random_state)
+        return init.astype(np.float64)
+
+    def _encode_params(self):
+        return {"tol": float(self.transform_tol), "max_iter": None}
+
+    def _encode(self, X, **kwargs):
+        """Encode validated ``X`` with the fitted atoms and the transform
+        settings; returns an :class:`~._dict_learning.EncodePass`."""
+        A = self.components_.astype(X.dtype, copy=False)
+        return _dict_learning.encode_pass(
+            X,
+            A,
+            float(self.alpha),
+            self._backend(X),
+            algorithm=self.transform_algorithm,
+            n_layers=self.n_layers,
+            n_jobs=self.n_jobs,
+            **self._encode_params(),
+            **kwargs,
+        )
+
+    @property
+    def _n_features_out(self):
+        return self.components_.shape[0]
+
+    # -- fitting -----------------------------------------------------------
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Learn the dictionary from ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training samples.
+        y : Ignored
+            Not used, present for API consistency.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        X = validate_data(self, X, dtype=_FLOATS)
+        random_state = check_random_state(self.random_state)
+        A0 = self._initial_dictionary(X, random_state)
+        A, history, n_iter, n_reseeded = _dict_learning.alternating_fit(
+            X,
+            A0,
+            float(self.alpha),
+            self._backend(X),
+            max_iter=self.max_iter,
+            tol=self.tol,
+            encode_params=self._encode_params(),
+            n_jobs=self.n_jobs,
+            verbose=self.verbose,
+        )
+        self.components_ = A.astype(X.dtype)
+        self.n_components_ = A.shape[0]
+        self.objective_path_ = np.asarray(history)
+        self.objective_ = history[-1]
+        self.n_iter_ = n_iter
+        self.n_steps_ = n_iter
+        self.n_reseeded_ = n_reseeded
+        return self
+
+    def fit_transform(self, X, y=None):
+        """Fit to ``X``, then return its codes; equals ``fit(X).transform(X)``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : Ignored
+
+        Returns
+        -------
+        codes : ndarray of shape (n_samples, n_components)
+        """
+        return self.fit(X).transform(X)
+
+    def partial_fit(self, X, y=None):
+        """Update the dictionary with one minibatch.
+
+        The first call initializes the atoms from the batch. Each call
+        encodes the batch exactly, folds its sufficient statistics
+        ``(XᵀX, Xᵀ1, XᵀY)`` into running averages with the forgetting
+        factor of Mairal et al. (2010), and solves for the dictionary.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : Ignored
+
+        Returns
+        -------
+        self : object
+        """
+        first = not hasattr(self, "components_")
+        if first:
+            self._validate_params()
+        X = validate_data(self, X, dtype=_FLOATS, reset=first)
+        if first:
+            random_state = check_random_state(self.random_state)
+            A = self._initial_dictionary(X, random_state)
+            m, d = A.shape
+            self._stats = (np.zeros((m, m)), np.zeros(m), np.zeros((m, d)))
+            self.n_steps_ = 0
+            self.n_reseeded_ = 0
+        else:
+            A = self.components_.astype(np.float64)
+        res = _dict_learning.encode_pass(
+            X,
+            A,
+            float(self.alpha),
+            self._backend(X),
+            algorithm="exact",
+            keep_codes=False,
+            objective=True,
+            statistics=True,
+            n_jobs=self.n_jobs,
+            **self._encode_params(),
+        )
+        n = X.shape[0]
+        w = _dict_learning.minibatch_weight(self.n_steps_, n)
+        self._stats = tuple(
+            w * old + new / n for old, new in zip(self._stats, res.statistics)
+        )
+        XtX, s, XtY = self._stats
+        unused = _dict_learning.unused_atoms(s, 1)
+        if unused.any():
+            A = A.copy()
+            self.n_reseeded_ += _dict_learning.reseed_atoms(
+                A, unused, X, res.objective
+            )
+        A = _dict_learning.update_dictionary(XtX, s, XtY, float(self.alpha), A)
+        self.components_ = A.astype(X.dtype)
+        self.n_components_ = A.shape[0]
+        self.objective_ = float(np.mean(res.objective))
+        self.n_steps_ += 1
+        self.n_iter_ = self.n_steps_
+        return self
+
+    # -- using a fitted model ---------------------------------------------
+
+    def transform(self, X):
+        """Encode ``X`` as codes on the simplex.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        codes : ndarray of shape (n_samples, n_components)
+            Non-negative rows summing to one, in the dtype of ``X``.
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=_FLOATS, reset=False)
+        return self._encode(X).codes
+
+    def inverse_transform(self, X):
+        """Reconstruct samples from codes: ``X @ components_``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_components)
+            Codes.
+
+        Returns
+        -------
+        Y : ndarray of shape (n_samples, n_features)
+        """
+        check_is_fitted(self)
+        X = check_array(X, dtype=_FLOATS, input_name="X")
+        if X.shape[1] != self.components_.shape[0]:
+            raise ValueError(
+                f"X has {X.shape[1]} columns, but codes of this model have "
+                f"n_components={self.components_.shape[0]} columns."
+            )
+        return X @ self.components_.astype(X.dtype, copy=False)
+
+    def score(self, X, y=None):
+        """Negative objective ``−F`` of ``X`` under the model (higher is better).
+
+        Codes are computed with the transform settings.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : Ignored
+
+        Returns
+        -------
+        score : float
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=_FLOATS, reset=False)
+        res = self._encode(X, keep_codes=False, objective=True)
+        return -float(np.mean(res.objective))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags

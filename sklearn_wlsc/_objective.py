@@ -1,0 +1,171 @@
+r"""The WLSC objective and the quantities the encoders need (numpy reference).
+
+For samples ``Y`` (n, d), atoms ``A`` (m, d) and codes ``X`` (n, m) whose rows
+lie on the probability simplex, the objective is
+
+.. math::
+
+    F(A, X) = \frac{1}{n} \sum_i \Big[ \tfrac12 \|y_i - x_i A\|^2
+              + \alpha \sum_j x_{ij} \|y_i - a_j\|^2 \Big].
+
+For one sample the encoder minimizes ``f(x) = ½‖y − xA‖² + α w·x`` over the
+simplex, with ``w_j = ‖y − a_j‖²``. On the simplex ``Σ_j x_j ‖y‖²`` is the
+constant ``‖y‖²``, so up to a constant that does not change the codes
+
+    ∇f(x) = x G − c,   G = A Aᵀ,   c = (1 + 2α) y Aᵀ − α diag(G).
+
+Every function here trusts its inputs (finite floating-point arrays of
+matching shapes); validation happens once, at the public edge.
+"""
+
+import numpy as np
+
+
+def encoder_terms(Y, A, alpha):
+    """Gram matrix and linear terms of the encoder's quadratic program.
+
+    Parameters
+    ----------
+    Y : ndarray of shape (n_samples, n_features)
+    A : ndarray of shape (n_components, n_features)
+    alpha : float
+
+    Returns
+    -------
+    G : ndarray of shape (n_components, n_components)
+        ``A Aᵀ``.
+    C : ndarray of shape (n_samples, n_components)
+        ``(1 + 2α) Y Aᵀ − α diag(G)``, so that the gradient is ``X G − C``.
+    """
+    G = A @ A.T
+    C = Y @ A.T
+    C *= 1.0 + 2.0 * alpha
+    C -= alpha * np.diag(G)
+    return G, C
+
+
+def lipschitz_constant(A):
+    """Lipschitz constant of the encoder's gradient on the simplex.
+
+    Returns the largest eigenvalue of the Gram matrix of the *centered* atoms,
+    ``λ_max(P A Aᵀ P)`` with ``P = I − 11ᵀ/m``. Projected gradient steps only
+    see the gradient's component tangent to the simplex, so this is the
+    constant that matters. It is at most ``λ_max(A Aᵀ) = σ_max(A)²`` (the step
+    used by K-Deep Simplex), and unlike it, it does not change when samples
+    and atoms are translated together. When all atoms coincide the objective
+    is constant on the simplex and 1.0 is returned.
+
+    Parameters
+    ----------
+    A : ndarray of shape (n_components, n_features)
+
+    Returns
+    -------
+    L : float
+    """
+    Ac = A - A.mean(axis=0)
+    if Ac.shape[0] <= Ac.shape[1]:
+        L = float(np.linalg.eigvalsh(Ac @ Ac.T)[-1]) if Ac.size else 0.0
+    else:
+        L = float(np.linalg.eigvalsh(Ac.T @ Ac)[-1]) if Ac.size else 0.0
+    if not L > 0.0:
+        return 1.0
+    return L
+
+
+def gradient(X, G, C):
+    """Gradient ``X G − C`` of the per-sample encoder objectives, row-wise."""
+    return X @ G - C
+
+
+def duality_gap(X, grad):
+    """Frank–Wolfe duality gap of each row: ``∇f(x)·x − min_j ∇f(x)_j``.
+
+    For ``x`` on the simplex it bounds ``f(x) − f*`` from above, so it
+    certifies how far a code is from the optimum.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_components)
+        Codes on the simplex.
+    grad : ndarray of shape (n_samples, n_components)
+        Gradients at ``X``.
+
+    Returns
+    -------
+    gap : ndarray of shape (n_samples,)
+    """
+    return np.einsum("ij,ij->i", X, grad) - grad.min(axis=1)
+
+
+def squared_distances(Y, A):
+    """Squared Euclidean distances ``‖y_i − a_j‖²``, clipped at zero.
+
+    Returns
+    -------
+    D : ndarray of shape (n_samples, n_components)
+    """
+    D = Y @ A.T
+    D *= -2.0
+    D += np.einsum("ij,ij->i", Y, Y)[:, None]
+    D += np.einsum("ij,ij->i", A, A)[None, :]
+    np.maximum(D, 0.0, out=D)
+    return D
+
+
+def sample_objective(Y, A, X, alpha):
+    """Per-sample objective ``½‖y_i − x_i A‖² + α Σ_j x_ij ‖y_i − a_j‖²``.
+
+    Parameters
+    ----------
+    Y : ndarray of shape (n_samples, n_features)
+    A : ndarray of shape (n_components, n_features)
+    X : ndarray of shape (n_samples, n_components)
+    alpha : float
+
+    Returns
+    -------
+    f : ndarray of shape (n_samples,)
+    """
+    R = Y - X @ A
+    f = 0.5 * np.einsum("ij,ij->i", R, R)
+    if alpha != 0.0:
+        f += alpha * np.einsum("ij,ij->i", X, squared_distances(Y, A))
+    return f
+
+
+def objective(Y, A, X, alpha):
+    """The objective ``F(A, X)``: the mean of :func:`sample_objective`."""
+    return float(np.mean(sample_objective(Y, A, X, alpha)))
+
+
+def gap_scale(Y, A, alpha):
+    """Per-sample scale against which the exact encoder's gap is compared.
+
+    ``(½ + α) max_j ‖y_i − a_j‖²`` bounds the objective at every vertex of the
+    simplex, is invariant to translating samples and atoms together, and
+    scales like the objective. It is floored so that it is never zero.
+
+    Returns
+    -------
+    scale : ndarray of shape (n_samples,)
+    """
+    D = squared_distances(Y, A)
+    scale = (0.5 + alpha) * D.max(axis=1)
+    floor = 1e-14 * (np.einsum("ij,ij->i", Y, Y) + np.max(np.einsum("ij,ij->i", A, A)))
+    np.maximum(scale, floor, out=scale)
+    np.maximum(scale, np.finfo(scale.dtype).tiny, out=scale)
+    return scale
+
+
+def dictionary_statistics(X, Y):
+    """Sufficient statistics of the dictionary update.
+
+    Returns
+    -------
+    XtX : ndarray of shape (n_components, n_components)
+    s : ndarray of shape (n_components,)
+        How much each atom is used, ``Xᵀ1``.
+    XtY : ndarray of shape (n_components, n_features)
+    """
+    return X.T @ X, X.sum(axis=0), X.T @ Y

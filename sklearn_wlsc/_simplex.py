@@ -1,0 +1,38 @@
+"""Euclidean projection onto the probability simplex (numpy reference).
+
+This module is the oracle that every fast projection kernel is tested
+against. It is plain, vectorized numpy and makes no attempt to be fast.
+"""
+
+import numpy as np
+
+
+def project_simplex(V):
+    """Project each row of ``V`` onto the probability simplex.
+
+    Trusts its input: ``V`` must be a finite floating-point 2-D array.
+
+    The projection of a row ``v`` is ``max(v - tau, 0)`` where the threshold
+    ``tau`` makes the row sum to one. It is found with the sort-based method
+    (Held, Wolfe and Crowder 1974; Duchi et al. 2008) in ``O(m log m)``.
+
+    Parameters
+    ----------
+    V : ndarray of shape (n_rows, m)
+        Rows to project.
+
+    Returns
+    -------
+    X : ndarray of shape (n_rows, m)
+        Non-negative rows summing to one, same dtype as ``V``.
+    """
+    V = np.asarray(V)
+    n, m = V.shape
+    U = -np.sort(-V, axis=1)
+    cssv = np.cumsum(U, axis=1) - 1.0
+    ind = np.arange(1, m + 1, dtype=V.dtype)
+    cond = U - cssv / ind > 0
+    # the number of active coordinates: the last index where cond holds
+    rho = m - np.argmax(cond[:, ::-1], axis=1)
+    tau = cssv[np.arange(n), rho - 1] / rho.astype(V.dtype)
+    return np.maximum(V - tau[:, None], 0.0).astype(V.dtype, copy=False)
