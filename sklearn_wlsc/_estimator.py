@@ -376,6 +376,7 @@ class WeightedL1SparseCoder(
         self.n_iter_ = n_iter
         self.n_steps_ = n_iter
         self.n_reseeded_ = n_reseeded
+        self._stats = None  # partial_fit after fit starts fresh statistics
         return self
 
     def fit_transform(self, X, y=None):
@@ -416,12 +417,15 @@ class WeightedL1SparseCoder(
         if first:
             random_state = check_random_state(self.random_state)
             A = self._initial_dictionary(X, random_state)
-            m, d = A.shape
-            self._stats = (np.zeros((m, m)), np.zeros(m), np.zeros((m, d)))
             self.n_steps_ = 0
             self.n_reseeded_ = 0
         else:
             A = self.components_.astype(np.float64)
+        if getattr(self, "_stats", None) is None:
+            # first minibatch, or continuing from a model fitted by fit
+            m, d = A.shape
+            self._stats = (np.zeros((m, m)), np.zeros(m), np.zeros((m, d)))
+            self._minibatch_step = 0
         res = _dict_learning.encode_pass(
             X,
             A,
@@ -435,7 +439,7 @@ class WeightedL1SparseCoder(
             **self._encode_params(),
         )
         n = X.shape[0]
-        w = _dict_learning.minibatch_weight(self.n_steps_, n)
+        w = _dict_learning.minibatch_weight(self._minibatch_step, n)
         self._stats = tuple(
             w * old + new / n for old, new in zip(self._stats, res.statistics)
         )
@@ -450,6 +454,7 @@ class WeightedL1SparseCoder(
         self.components_ = A.astype(X.dtype)
         self.n_components_ = A.shape[0]
         self.objective_ = float(np.mean(res.objective))
+        self._minibatch_step += 1
         self.n_steps_ += 1
         self.n_iter_ = self.n_steps_
         return self

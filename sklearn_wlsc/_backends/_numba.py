@@ -23,6 +23,9 @@ from ._base import Backend, momentum_schedule
 _CHUNK = 64
 
 
+_CACHE_WARNED = []
+
+
 def _jit(**options):
     """``numba.njit`` with ``cache=True``, falling back to no caching where
     no writable cache directory exists (a read-only install)."""
@@ -31,11 +34,15 @@ def _jit(**options):
         try:
             return numba.njit(cache=True, **options)(func)
         except RuntimeError as exc:  # numba: "no locator available"
-            warnings.warn(
-                f"numba cannot cache {func.__name__} ({exc}); compiling in memory.",
-                RuntimeWarning,
-                stacklevel=2,
-            )
+            if not _CACHE_WARNED:
+                _CACHE_WARNED.append(True)
+                warnings.warn(
+                    f"numba cannot cache the sklearn_wlsc kernels ({exc}); they "
+                    "are compiled in memory at first use in each process. Set "
+                    "NUMBA_CACHE_DIR to a writable directory to cache them.",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
             return numba.njit(cache=False, **options)(func)
 
     return decorate

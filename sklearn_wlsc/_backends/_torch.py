@@ -1,0 +1,617 @@
+r"""The torch backend: the encoder's primitives on tensors, for GPUs.
+
+torch is imported lazily, on first use, so that this module imports without
+it; constructing :class:`TorchBackend` without torch raises an
+``ImportError`` that says how to install it.
+
+The module-level functions work on tensors, keep their dtype and device, and
+are differentiable where that makes sense. They are the single
+implementation shared by the backend (which calls them under ``no_grad``)
+and by :class:`sklearn_wlsc.torch.UnrolledWLSC` (which backpropagates
+through them):
+
+- :func:`project_simplex`: the sort-based projection of the numpy reference;
+- :func:`encoder_terms`, :func:`lipschitz_constant`, :func:`gap_scale`,
+  :func:`sample_objective`: the tensor versions of ``_objective``;
+- :func:`unrolled_encode`: the K-Deep Simplex network, the same operations
+  in the same order as ``_numpy.unrolled_encode``;
+- :func:`exact_encode`: restarted FISTA batched over rows, alternated with a
+  batched primal active set started from FISTA's support (a Newton step on
+  each row's support, as the numba kernel does one row at a time). A row
+  stops when its Frank–Wolfe gap is at most its tolerance.
+
+Every function trusts its inputs: finite floating-point tensors of matching
+shapes, dtypes and devices.
+"""
+
+import contextlib
+
+import numpy as np
+
+from ._base import Backend, momentum_schedule
+
+_MISSING_TORCH = (
+    'The torch backend requires PyTorch, which is not installed; install it with '
+    '`pip install "sklearn-wlsc[torch]"` (or see https://pytorch.org for GPU builds).'
+)
+
+
+def import_torch():
+    """Import and return torch, or raise an ``ImportError`` saying how to
+    install it."""
+    try:
+        import torch
+    except ImportError as exc:
+        raise ImportError(_MISSING_TORCH) from exc
+    return torch
+
+
+def _numpy_dtype(dtype):
+    """The numpy dtype of a torch floating dtype."""
+    torch = import_torch()
+    return np.dtype(
+        {torch.float16: np.float16, torch.float32: np.float32, torch.float64: np.float64}[dtype]
+    )
+
+
+def resolve_device(device):
+    """A ``torch.device`` for ``device``, checked to be usable (None stays None).
+
+    Raises
+    ------
+    ValueError
+        If the device string is malformed, or names a CUDA or MPS device that
+        this installation of torch cannot use.
+    """
+    torch = import_torch()
+    if device is None:
+        return None
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError) as exc:
+        raise ValueError(f"Invalid torch device {device!r}: {exc}") from exc
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"The torch device {str(device)!r} was requested, but CUDA is not "
+                f"available in this installation of torch ({torch.__version__}); "
+                'use device="cpu" or install a CUDA build of torch.'
+            )
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"The torch device {str(device)!r} was requested, but only "
+                f"{torch.cuda.device_count()} CUDA device(s) are visible."
+            )
+    elif dev.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise ValueError(
+                f"The torch device {str(device)!r} was requested, but MPS is not available."
+            )
+    return dev
+
+
+# -- tensor versions of _simplex and _objective --------------------------------
+
+
+def project_simplex(V):
+    """Project each row of ``V`` onto the probability simplex (sort-based).
+
+    The same operations as :func:`sklearn_wlsc._simplex.project_simplex`:
+    the threshold ``tau`` is found from the sorted row, and the active count
+    is the *last* index where ``u_k - (Σ_{l≤k} u_l - 1)/k > 0``. Differentiable
+    almost everywhere (through ``sort``, ``gather`` and ``clamp``).
+
+    Parameters
+    ----------
+    V : Tensor of shape (n_rows, m)
+
+    Returns
+    -------
+    X : Tensor of shape (n_rows, m)
+        Same dtype and device as ``V``.
+    """
+    torch = import_torch()
+    m = V.shape[1]
+    U = torch.sort(V, dim=1, descending=True).values
+    cssv = torch.cumsum(U, dim=1) - 1.0
+    ind = torch.arange(1, m + 1, dtype=V.dtype, device=V.device)
+    cond = U - cssv / ind > 0
+    # the number of active coordinates: the last index where cond holds
+    rho = torch.where(cond, torch.arange(1, m + 1, device=V.device), 0).amax(dim=1, keepdim=True)
+    rho = rho.clamp_(min=1)
+    tau = cssv.gather(1, rho - 1) / rho.to(V.dtype)
+    return torch.clamp(V - tau, min=0.0)
+
+
+def encoder_terms(Y, A, alpha):
+    """``G = A Aᵀ`` and ``C = (1 + 2α) Y Aᵀ − α diag(G)``, as tensors.
+
+    Differentiable in ``Y`` and ``A``.
+    """
+    G = A @ A.T
+    C = (Y @ A.T) * (1.0 + 2.0 * alpha) - alpha * G.diagonal()
+    return G, C
+
+
+def lipschitz_constant(A):
+    """``λ_max`` of the centered atoms' Gram matrix, as a Python float.
+
+    The same quantity as :func:`sklearn_wlsc._objective.lipschitz_constant`,
+    computed in ``A``'s dtype (on the CPU for MPS tensors); 1.0 when all atoms
+    coincide. Not differentiated.
+    """
+    torch = import_torch()
+    with torch.no_grad():
+        A = A.detach()
+        if A.device.type == "mps":
+            A = A.cpu()
+        if A.numel() == 0:
+            return 1.0
+        Ac = A - A.mean(dim=0)
+        M = Ac @ Ac.T if Ac.shape[0] <= Ac.shape[1] else Ac.T @ Ac
+        L = float(torch.linalg.eigvalsh(M)[-1])
+    if not L > 0.0:
+        return 1.0
+    return L
+
+
+def squared_distances(Y, A):
+    """``‖y_i − a_j‖²``, clipped at zero; shape (n, m)."""
+    D = (Y @ A.T) * -2.0
+    D = D + (Y * Y).sum(dim=1, keepdim=True) + (A * A).sum(dim=1)
+    return D.clamp(min=0.0)
+
+
+def gap_scale(Y, A, alpha):
+    """Per-sample scale of the exact encoder's gap tolerance, as in
+    :func:`sklearn_wlsc._objective.gap_scale`."""
+    torch = import_torch()
+    D = squared_distances(Y, A)
+    scale = (0.5 + alpha) * D.amax(dim=1)
+    floor = 1e-14 * ((Y * Y).sum(dim=1) + (A * A).sum(dim=1).amax())
+    scale = torch.maximum(scale, floor)
+    return scale.clamp(min=torch.finfo(scale.dtype).tiny)
+
+
+def sample_objective(Y, A, X, alpha):
+    """Per-sample objective ``½‖y_i − x_i A‖² + α Σ_j x_ij ‖y_i − a_j‖²``.
+
+    Differentiable in all of ``Y``, ``A`` and ``X``. The distances are not
+    clipped, so that the gradient is the exact one.
+    """
+    R = Y - X @ A
+    f = 0.5 * (R * R).sum(dim=1)
+    if alpha != 0.0:
+        D = (Y * Y).sum(dim=1, keepdim=True) - 2.0 * (Y @ A.T) + (A * A).sum(dim=1)
+        f = f + alpha * (X * D).sum(dim=1)
+    return f
+
+
+def dictionary_statistics(X, Y):
+    """``(XᵀX, Xᵀ1, XᵀY)`` as tensors."""
+    return X.T @ X, X.sum(dim=0), X.T @ Y
+
+
+# -- the unrolled encoder -------------------------------------------------------
+
+
+def unrolled_encode(G, C, step, n_layers):
+    """The unrolled encoder: ``n_layers`` accelerated projected-gradient steps.
+
+    From ``x = z = 0``, for ``k = 0, …, K−1``:
+    ``x⁺ = Π_Δ(z − (zG − c)·step)`` and ``z = x⁺ + k/(k+3) (x⁺ − x)``, with
+    the operations of ``_numpy.unrolled_encode`` in the same order. The
+    network is differentiable in ``G``, ``C`` and ``step``.
+
+    Parameters
+    ----------
+    G : Tensor of shape (m, m)
+        ``A Aᵀ``.
+    C : Tensor of shape (n, m)
+        Linear terms, see :func:`encoder_terms`.
+    step : float or 0-d Tensor
+        Step size, usually ``1 / L``. A float is rounded to ``C``'s dtype
+        first, as the reference does.
+    n_layers : int
+
+    Returns
+    -------
+    X : Tensor of shape (n, m)
+        Codes on the simplex, same dtype and device as ``C``.
+    """
+    torch = import_torch()
+    np_dtype = _numpy_dtype(C.dtype)
+    betas = momentum_schedule(n_layers, np_dtype).tolist()
+    if not isinstance(step, torch.Tensor):
+        step = float(np_dtype.type(step))
+    X = torch.zeros_like(C)
+    Z = X
+    differentiable = torch.is_grad_enabled() and (
+        G.requires_grad or C.requires_grad or getattr(step, "requires_grad", False)
+    )
+    for k in range(n_layers):
+        if differentiable:
+            X_new = project_simplex(Z - (Z @ G - C) * step)
+            Z = X_new + betas[k] * (X_new - X)
+        else:
+            # C − ZG = −(ZG − C) exactly, so this is the same arithmetic
+            V = torch.addmm(C, Z, G, alpha=-1.0) if k else C.clone()
+            V.mul_(step).add_(Z)
+            X_new = project_simplex(V)
+            Z = torch.sub(X_new, X).mul_(betas[k]).add_(X_new)
+        X = X_new
+    return X
+
+
+# -- the exact encoder ----------------------------------------------------------
+
+
+def _fista_steps(G, C, X, Z, t, inv_L, n_steps):
+    """``n_steps`` of FISTA with gradient restart (O'Donoghue & Candès 2015),
+    the iteration of ``_numpy.exact_encode``, on every row; returns (X, Z, t)."""
+    torch = import_torch()
+    for _ in range(n_steps):
+        X_new = project_simplex(Z - (Z @ G - C) * inv_L)
+        restart = ((Z - X_new) * (X_new - X)).sum(dim=1) > 0
+        t_new = 0.5 * (1.0 + torch.sqrt(1.0 + 4.0 * t * t))
+        beta = torch.where(restart, 0.0, (t - 1.0) / t_new)
+        Z = X_new + beta[:, None] * (X_new - X)
+        t = torch.where(restart, 1.0, t_new)
+        X = X_new
+    return X, Z, t
+
+
+def _gap(X, G, C):
+    """Frank–Wolfe gaps ``∇f·x − min_j ∇f_j`` and the gradients."""
+    g = X @ G - C
+    return (X * g).sum(dim=1) - g.amin(dim=1), g
+
+
+def _support_minimizer(G, C, mask, shift, eps, ridge=0.0):
+    """Minimize ``½ xᵀGx − c·x`` subject to ``Σx = 1`` and ``x_j = 0`` off
+    ``mask``, row by row, batched.
+
+    Each row's problem is gathered into a ``k × k`` block (``k`` the largest
+    support in the batch, smaller supports padded with ``shift·I``) and
+    solved by Cholesky on ``G_SS + shift·11ᵀ`` (+ ``ridge·I``), whose
+    minimizer on the affine set is the same. Returns the minimizers (zero off
+    the support) and whether each row's factorization was well defined
+    (every pivot above ``eps``).
+    """
+    torch = import_torch()
+    b, m = C.shape
+    counts = mask.sum(dim=1)
+    k = int(counts.max())
+    # support indices first, in increasing order; padding after them
+    order = torch.argsort((~mask).to(torch.int8), dim=1, stable=True)[:, :k]
+    valid = torch.arange(k, device=C.device)[None, :] < counts[:, None]
+    both = valid[:, :, None] & valid[:, None, :]
+    M = torch.where(both, G[order[:, :, None], order[:, None, :]] + shift, 0.0)
+    M = M + torch.diag_embed(shift - (shift - ridge) * valid.to(C.dtype))
+    Lc, info = torch.linalg.cholesky_ex(M)
+    ok = (info == 0) & (Lc.diagonal(dim1=1, dim2=2).square().amin(dim=1) > eps)
+    ones = valid.to(C.dtype)
+    rhs = torch.stack([torch.where(valid, C.gather(1, order), 0.0), ones], dim=2)
+    sol = torch.cholesky_solve(rhs, Lc)
+    u, w = sol[..., 0], sol[..., 1]
+    lam = (1.0 - u.sum(dim=1)) / w.sum(dim=1)
+    xs = torch.where(valid, u + lam[:, None] * w, 0.0)
+    ok &= torch.isfinite(xs).all(dim=1)
+    X = torch.zeros_like(C).scatter_(1, order, torch.where(ok[:, None], xs, 0.0))
+    return X, ok
+
+
+def _active_set(G, C, X, tol, shift, eps, max_steps):
+    """A primal active set batched over rows, started from feasible ``X``.
+
+    Each step solves the equality-constrained problem on each row's support
+    (:func:`_support_minimizer`) and moves towards its solution until a
+    coordinate would turn negative, dropping it; at a support minimizer
+    whose gap exceeds ``tol`` it adds the coordinate of most negative
+    gradient. Rows leave when certified (gap ≤ tol), when their support's
+    Gram matrix is singular even with a tiny ridge, or when a step fails to
+    decrease the objective; those return unchanged from their last good
+    point. Returns the codes, the gaps and the number of steps taken.
+    """
+    torch = import_torch()
+    X = X.clone()
+    gap, _ = _gap(X, G, C)
+    mask = X > 0
+    rows = torch.arange(X.shape[0], device=X.device)
+    ridge = 1e-13 * shift
+    n_steps = 0
+    while rows.numel() and n_steps < max_steps:
+        n_steps += 1
+        x, c, mk, tl = X[rows], C[rows], mask[rows], tol[rows]
+        x_hat, ok = _support_minimizer(G, c, mk, shift, eps)
+        if not bool(ok.all()):
+            # singular support (affinely dependent atoms): minimum of a
+            # slightly regularized problem, certified or rejected below
+            bad = ~ok
+            x_r, ok_r = _support_minimizer(G, c[bad], mk[bad], shift, 0.0, ridge)
+            x_hat[bad] = x_r
+            ok[bad] = ok_r
+        p = x_hat - x
+        ratio = torch.where(p < 0, x / -p, torch.inf)
+        t, blocking = ratio.min(dim=1)
+        full = t >= 1.0
+        t = t.clamp(max=1.0)
+        x_new = x + t[:, None] * p
+        x_new[~full, blocking[~full]] = 0.0
+        x_new.clamp_(min=0.0)
+        x_new /= x_new.sum(dim=1, keepdim=True)
+        f_old = (0.5 * (x @ G) - c).mul_(x).sum(dim=1)
+        f_new = (0.5 * (x_new @ G) - c).mul_(x_new).sum(dim=1)
+        ok &= torch.isfinite(x_new).all(dim=1) & (f_new <= f_old + 0.5 * tl)
+        g_new = x_new @ G - c
+        gap_new = (x_new * g_new).sum(dim=1) - g_new.amin(dim=1)
+        x_new = torch.where(ok[:, None], x_new, x)
+        gap_new = torch.where(ok, gap_new, gap[rows])
+        certified = ok & (gap_new <= tl)
+        new_mask = mk & (x_new > 0)
+        j = g_new.argmin(dim=1)
+        grow = ok & full & ~certified
+        stuck = grow & new_mask.gather(1, j[:, None])[:, 0]
+        grow &= ~stuck
+        new_mask[grow, j[grow]] = True
+        X[rows] = x_new
+        gap[rows] = gap_new
+        mask[rows] = new_mask
+        rows = rows[ok & ~certified & ~stuck]
+    return X, gap, n_steps
+
+
+def exact_encode(G, C, tol, max_iter, *, warm_steps=20, polish_steps=None):
+    """Exact encoder batched over rows: codes with Frank–Wolfe gap ≤ ``tol``.
+
+    Rounds of restarted FISTA (``warm_steps`` steps in the first round,
+    doubling up to 400) alternate with a batched active set started from
+    FISTA's iterate (:func:`_active_set`, at most ``polish_steps`` steps,
+    default ``2 m + 10``). A row leaves as soon as its gap is certified;
+    an uncertified row restarts FISTA from the active set's point, which is
+    never worse. FISTA alone converges, so the singular cases the active
+    set rejects still finish, only more slowly.
+
+    Parameters
+    ----------
+    G : Tensor of shape (m, m)
+    C : Tensor of shape (n, m)
+    tol : Tensor of shape (n,)
+        Absolute gap tolerance of each row.
+    max_iter : int
+        Cap on the total number of batched steps (FISTA and active set).
+
+    Returns
+    -------
+    X : Tensor of shape (n, m)
+    gap : Tensor of shape (n,)
+        Absolute Frank–Wolfe gaps.
+    n_iter : int
+        Batched steps taken.
+    """
+    torch = import_torch()
+    n, m = C.shape
+    if polish_steps is None:
+        polish_steps = 2 * m + 10
+    Gc = G - G.mean(dim=0) - G.mean(dim=1)[:, None] + G.mean()
+    L = float(torch.linalg.eigvalsh(Gc.cpu() if Gc.device.type == "mps" else Gc)[-1])
+    L = L if L > 0 else 1.0
+    inv_L = 1.0 / L
+    shift = float(G.diagonal().amax()) if m else 1.0
+    shift = shift if shift > 0.0 else 1.0
+    eps = 1e-12 * 2.0 * shift
+    X = project_simplex(C / L)
+    Z = X.clone()
+    t = torch.ones(n, dtype=C.dtype, device=C.device)
+    gap = torch.full((n,), torch.inf, dtype=C.dtype, device=C.device)
+    todo = torch.arange(n, device=C.device)
+    n_iter = 0
+    k = warm_steps
+    while todo.numel() and n_iter < max_iter:
+        c, tl = C[todo], tol[todo]
+        k = min(k, max_iter - n_iter)
+        x, z, tt = _fista_steps(G, c, X[todo], Z[todo], t[todo], inv_L, k)
+        n_iter += k
+        gap_f, _ = _gap(x, G, c)
+        x_p, gap_p, steps = _active_set(
+            G, c, x, tl, shift, eps, min(polish_steps, max(max_iter - n_iter, 1))
+        )
+        n_iter += steps
+        # the active set never increases f; restart FISTA from its point
+        moved = (x_p != x).any(dim=1)
+        z = torch.where(moved[:, None], x_p, z)
+        tt = torch.where(moved, 1.0, tt)
+        use_p = gap_p <= torch.maximum(gap_f, tl)
+        x = torch.where(use_p[:, None], x_p, x)
+        g = torch.where(use_p, gap_p, gap_f)
+        X[todo], Z[todo], t[todo], gap[todo] = x, z, tt, g
+        todo = todo[g > tl]
+        k = min(2 * k, 400)
+    return X, gap, n_iter
+
+
+# -- the backend ----------------------------------------------------------------
+
+
+class TorchBackend(Backend):
+    """The encoder's primitives on torch tensors, on a chosen device.
+
+    Parameters
+    ----------
+    device : str, torch.device or None, default=None
+        ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"`` or a ``torch.device``.
+        ``None`` computes numpy inputs on the CPU and tensors on their own
+        device.
+
+    Notes
+    -----
+    numpy in, numpy out (:meth:`encode`); tensors in, tensors out on the
+    input's device (:meth:`encode_tensor`). The unrolled encoder runs in the
+    input's dtype; the exact encoder always runs in float64 (on the CPU for
+    MPS, which has no float64) and casts the codes back.
+    """
+
+    name = "torch"
+
+    def __init__(self, device=None):
+        self._torch = import_torch()
+        self.device = resolve_device(device)
+
+    # -- conversions -------------------------------------------------------
+
+    def _compute_device(self, tensor=None):
+        if self.device is not None:
+            return self.device
+        if tensor is not None:
+            return tensor.device
+        return self._torch.device("cpu")
+
+    def _to_tensor(self, array, device, dtype=None):
+        torch = self._torch
+        if isinstance(array, torch.Tensor):
+            return array.to(device=device, dtype=dtype)
+        array = np.asarray(array)
+        if array.flags.writeable and all(s >= 0 for s in array.strides):
+            tensor = torch.from_numpy(array)
+        else:  # read-only or negative strides: torch cannot share the memory
+            tensor = torch.from_numpy(np.array(array))
+        return tensor.to(device=device, dtype=dtype)
+
+    @staticmethod
+    def _to_numpy(tensor):
+        return tensor.detach().cpu().numpy()
+
+    # -- encoders ------------------------------------------------------------
+
+    def encode(self, Y, A, alpha, *, algorithm, n_layers, tol, max_iter):
+        """Encode numpy rows on :attr:`device`; numpy codes in ``Y``'s dtype.
+
+        Same contract as :meth:`Backend.encode`.
+        """
+        device = self._compute_device()
+        Yt = self._to_tensor(Y, device)
+        At = self._to_tensor(A, device, dtype=Yt.dtype)
+        X, gap = self.encode_tensor(
+            Yt, At, alpha, algorithm=algorithm, n_layers=n_layers, tol=tol, max_iter=max_iter
+        )
+        return self._to_numpy(X), None if gap is None else self._to_numpy(gap)
+
+    def encode_tensor(self, Y, A, alpha, *, algorithm="unrolled", n_layers=50, tol=1e-10,
+                      max_iter=None):
+        """Encode the rows of a tensor ``Y`` on the simplex for the atoms ``A``.
+
+        Parameters
+        ----------
+        Y : Tensor of shape (n_samples, n_features)
+        A : Tensor or ndarray of shape (n_components, n_features)
+        alpha : float
+        algorithm : {"unrolled", "exact"}
+        n_layers : int
+        tol : float
+            Relative duality-gap tolerance of the exact encoder.
+        max_iter : int or None
+            Step cap of the exact encoder (``None``: ``20 m + 100``).
+
+        Returns
+        -------
+        X : Tensor of shape (n_samples, n_components)
+            Codes, same dtype and device as ``Y``. Not attached to a graph.
+        gap : Tensor of shape (n_samples,) or None
+            Relative gaps of the exact encoder (float64, on ``Y``'s device).
+        """
+        torch = self._torch
+        out_device = Y.device
+        device = self._compute_device(Y)
+        with torch.no_grad():
+            Y = Y.detach().to(device)
+            A = self._to_tensor(A, device, dtype=Y.dtype).detach()
+            if Y.shape[0] == 0:
+                X = Y.new_zeros((0, A.shape[0]), device=out_device)
+                gap = None if algorithm == "unrolled" else X.new_zeros(0, dtype=torch.float64)
+                return X, gap
+            if algorithm == "unrolled":
+                G, C = encoder_terms(Y, A, alpha)
+                X = unrolled_encode(G, C, 1.0 / lipschitz_constant(A), n_layers)
+                return X.to(out_device), None
+            if max_iter is None:
+                max_iter = 20 * A.shape[0] + 100
+            exact_device = torch.device("cpu") if device.type == "mps" else device
+            Y64 = Y.to(exact_device, torch.float64)
+            A64 = A.to(exact_device, torch.float64)
+            G, C = encoder_terms(Y64, A64, alpha)
+            scale = gap_scale(Y64, A64, alpha)
+            X, gap, _ = exact_encode(G, C, tol * scale, int(max_iter))
+            return X.to(device=out_device, dtype=Y.dtype), (gap / scale).to(out_device)
+
+    def _unrolled(self, G, C, L, n_layers):
+        device = self._compute_device()
+        Ct = self._to_tensor(C, device)
+        with self._torch.no_grad():
+            X = unrolled_encode(self._to_tensor(G, device, Ct.dtype), Ct, 1.0 / L, n_layers)
+        return self._to_numpy(X)
+
+    def _exact(self, G, C, scale, tol, max_iter):
+        torch = self._torch
+        device = self._compute_device()
+        if device.type == "mps":
+            device = torch.device("cpu")
+        with torch.no_grad():
+            Ct = self._to_tensor(C, device, torch.float64)
+            Gt = self._to_tensor(G, device, torch.float64)
+            tl = self._to_tensor(tol * np.asarray(scale, dtype=np.float64), device)
+            X, gap, _ = exact_encode(Gt, Ct, tl, int(max_iter))
+        return self._to_numpy(X), self._to_numpy(gap)
+
+    # -- other primitives ------------------------------------------------------
+
+    def project_simplex(self, V):
+        """Project rows onto the simplex; numpy in, numpy out, tensor in,
+        tensor out (on the input's device)."""
+        torch = self._torch
+        if isinstance(V, torch.Tensor):
+            with torch.no_grad():
+                return project_simplex(V.to(self._compute_device(V))).to(V.device)
+        with torch.no_grad():
+            return self._to_numpy(project_simplex(self._to_tensor(V, self._compute_device())))
+
+    def dictionary_statistics(self, X, Y):
+        """``(XᵀX, Xᵀ1, XᵀY)``; numpy in, numpy out, tensor in, tensor out."""
+        torch = self._torch
+        if isinstance(X, torch.Tensor):
+            device = self._compute_device(X)
+            with torch.no_grad():
+                stats = dictionary_statistics(X.to(device), Y.to(device=device, dtype=X.dtype))
+            return tuple(s.to(X.device) for s in stats)
+        device = self._compute_device()
+        Xt = self._to_tensor(X, device)
+        Yt = self._to_tensor(Y, device, Xt.dtype)
+        with torch.no_grad():
+            return tuple(self._to_numpy(s) for s in dictionary_statistics(Xt, Yt))
+
+    def limit_threads(self, n_jobs):
+        """Context manager running torch's CPU kernels on ``n_jobs`` threads."""
+        return _limit_threads(self._torch, n_jobs)
+
+
+@contextlib.contextmanager
+def _limit_threads(torch, n_jobs):
+    """``torch.set_num_threads`` within the block, restored afterwards.
+
+    ``None`` keeps the current setting; negative values count back from the
+    number of cores as in joblib.
+    """
+    if n_jobs is None:
+        yield
+        return
+    import os
+
+    n_cpu = os.cpu_count() or 1
+    n = n_jobs if n_jobs > 0 else max(1, n_cpu + 1 + n_jobs)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+

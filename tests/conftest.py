@@ -1,0 +1,35 @@
+import importlib.util
+
+import numpy as np
+import pytest
+
+
+def _installed_backends():
+    names = ["numba", "numpy"]
+    if importlib.util.find_spec("torch") is not None:
+        names.append("torch")
+    return names
+
+
+BACKENDS = _installed_backends()
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    """Every installed backend, by name: each encoder and estimator test runs
+    on each of them."""
+    return request.param
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
+
+
+def make_problem(rng, n=40, d=6, m=8, dtype=np.float64):
+    """Samples scattered around random atoms, and a perturbed dictionary."""
+    atoms = rng.standard_normal((m, d))
+    labels = rng.integers(0, m, n)
+    Y = atoms[labels] + 0.3 * rng.standard_normal((n, d))
+    A = atoms + 0.1 * rng.standard_normal((m, d))
+    return Y.astype(dtype), A.astype(dtype)

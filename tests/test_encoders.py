@@ -1,0 +1,255 @@
+"""The encoders on every backend, against the numpy reference and an
+independent solver."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.optimize import minimize
+
+from sklearn_wlsc import _objective, sparse_encode
+from sklearn_wlsc._backends._numpy import unrolled_encode
+
+from .conftest import make_problem
+
+ALGORITHMS = ["exact", "unrolled"]
+
+
+def _on_simplex(X, atol=1e-10):
+    return X.min() >= 0 and np.allclose(X.sum(axis=1), 1.0, atol=atol)
+
+
+def _slsqp_optimum(y, A, alpha):
+    """An independent high-accuracy solve with SciPy's SLSQP."""
+    m = A.shape[0]
+    G, C = _objective.encoder_terms(y[None], A, alpha)
+    c = C[0]
+
+    def f(x):
+        return 0.5 * x @ G @ x - c @ x
+
+    res = minimize(
+        f,
+        np.full(m, 1.0 / m),
+        jac=lambda x: G @ x - c,
+        bounds=[(0, 1)] * m,
+        constraints=[{"type": "eq", "fun": lambda x: x.sum() - 1, "jac": lambda x: np.ones(m)}],
+        method="SLSQP",
+        options={"ftol": 1e-15, "maxiter": 1000},
+    )
+    return res.x
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.5, 4.0])
+def test_exact_matches_independent_optimum(backend, rng, alpha):
+    Y, A = make_problem(rng, n=15, d=6, m=8)
+    X = sparse_encode(Y, A, alpha=alpha, backend=backend, tol=1e-12)
+    f = _objective.sample_objective(Y, A, X, alpha)
+    for i in range(Y.shape[0]):
+        x_ref = _slsqp_optimum(Y[i], A, alpha)
+        f_ref = _objective.sample_objective(Y[i : i + 1], A, x_ref[None], alpha)[0]
+        # never worse than the independent optimum, to 1e-7 relative
+        assert f[i] <= f_ref + 1e-7 * abs(f_ref)
+        # G is positive definite here, so the minimizer is unique
+        np.testing.assert_allclose(X[i], np.clip(x_ref, 0, None), atol=2e-5)
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.5])
+@pytest.mark.parametrize("shape", [(30, 5, 12), (30, 12, 5), (25, 3, 40)])
+def test_exact_certifies_duality_gap(backend, rng, alpha, shape):
+    n, d, m = shape
+    Y, A = make_problem(rng, n=n, d=d, m=m)
+    tol = 1e-11
+    X = sparse_encode(Y, A, alpha=alpha, backend=backend, tol=tol)
+    assert _on_simplex(X)
+    G, C = _objective.encoder_terms(Y, A, alpha)
+    gap = _objective.duality_gap(X, _objective.gradient(X, G, C))
+    scale = _objective.gap_scale(Y, A, alpha)
+    # recomputed from scratch, in the original (uncentered) coordinates
+    assert np.all(gap <= 10 * tol * scale + 1e-12 * scale)
+
+
+def test_exact_numba_matches_numpy_reference(rng):
+    Y, A = make_problem(rng, n=50, d=7, m=10)
+    X_nb = sparse_encode(Y, A, alpha=0.3, backend="numba", tol=1e-13)
+    X_np = sparse_encode(Y, A, alpha=0.3, backend="numpy", tol=1e-13)
+    np.testing.assert_allclose(X_nb, X_np, atol=1e-7)
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.5])
+def test_unrolled_matches_reference(backend, rng, alpha):
+    Y, A = make_problem(rng, n=40, d=6, m=9)
+    X = sparse_encode(Y, A, alpha=alpha, algorithm="unrolled", n_layers=30, backend=backend)
+    # the reference network on the same (centered) problem
+    Ac = A - A.mean(axis=0)
+    G, C = _objective.encoder_terms(Y - A.mean(axis=0), Ac, alpha)
+    X_ref = unrolled_encode(G, C, _objective.lipschitz_constant(A), 30)
+    np.testing.assert_allclose(X, X_ref, atol=1e-10)
+    assert _on_simplex(X)
+
+
+def test_unrolled_approaches_exact_with_depth(backend, rng):
+    Y, A = make_problem(rng, n=30, d=8, m=6)
+    alpha = 0.5
+    F_exact = _objective.objective(Y, A, sparse_encode(Y, A, alpha=alpha, backend=backend), alpha)
+    F = [
+        _objective.objective(
+            Y, A, sparse_encode(Y, A, alpha=alpha, algorithm="unrolled", n_layers=k, backend=backend), alpha
+        )
+        for k in (1, 10, 1000)
+    ]
+    assert F[0] >= F[1] >= F[2] - 1e-12
+    assert F[2] == pytest.approx(F_exact, rel=1e-8)
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+@given(
+    n=st.integers(1, 12),
+    d=st.integers(1, 6),
+    m=st.integers(1, 10),
+    alpha=st.floats(0, 5),
+    seed=st.integers(0, 2**32 - 1),
+)
+@settings(max_examples=25, deadline=None)
+def test_codes_on_simplex(algorithm, n, d, m, alpha, seed):
+    rng = np.random.default_rng(seed)
+    Y, A = make_problem(rng, n=n, d=d, m=m)
+    X = sparse_encode(Y, A, alpha=alpha, algorithm=algorithm)
+    assert X.shape == (n, m)
+    assert _on_simplex(X)
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+@given(shift=st.floats(-1e3, 1e3), seed=st.integers(0, 2**32 - 1))
+@settings(max_examples=20, deadline=None)
+def test_codes_translation_invariant(algorithm, shift, seed):
+    rng = np.random.default_rng(seed)
+    Y, A = make_problem(rng, n=10, d=4, m=6)
+    t = shift * rng.standard_normal(4)
+    X = sparse_encode(Y, A, alpha=0.5, algorithm=algorithm)
+    X_shifted = sparse_encode(Y + t, A + t, alpha=0.5, algorithm=algorithm)
+    np.testing.assert_allclose(X_shifted, X, atol=1e-6)
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+@given(seed=st.integers(0, 2**32 - 1))
+@settings(max_examples=20, deadline=None)
+def test_codes_permutation_equivariant(algorithm, seed):
+    rng = np.random.default_rng(seed)
+    Y, A = make_problem(rng, n=10, d=5, m=7)
+    perm = rng.permutation(7)
+    X = sparse_encode(Y, A, alpha=0.5, algorithm=algorithm)
+    X_perm = sparse_encode(Y, A[perm], alpha=0.5, algorithm=algorithm)
+    np.testing.assert_allclose(X_perm, X[:, perm], atol=1e-7)
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_codes_scale_invariant(backend, rng, algorithm):
+    Y, A = make_problem(rng, n=20, d=5, m=7)
+    X = sparse_encode(Y, A, algorithm=algorithm, backend=backend)
+    for scale in (1e-150, 1e-3, 1e5, 1e150):
+        X_scaled = sparse_encode(Y * scale, A * scale, algorithm=algorithm, backend=backend)
+        assert np.all(np.isfinite(X_scaled))
+        np.testing.assert_allclose(X_scaled, X, atol=1e-9)
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_batches_equal_whole(backend, rng, algorithm):
+    Y, A = make_problem(rng, n=101, d=6, m=9)
+    X = sparse_encode(Y, A, algorithm=algorithm, backend=backend)
+    parts = [sparse_encode(Y[s], A, algorithm=algorithm, backend=backend) for s in np.array_split(np.arange(101), 7)]
+    np.testing.assert_allclose(np.vstack(parts), X, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_chunked_pass_equals_single_chunk(rng, algorithm):
+    from sklearn_wlsc._backends import get_backend
+    from sklearn_wlsc._dict_learning import encode_pass
+
+    Y, A = make_problem(rng, n=70, d=5, m=6)
+    kw = dict(algorithm=algorithm, objective=True, statistics=True)
+    whole = encode_pass(Y, A, 0.5, get_backend("numba"), **kw)
+    chunked = encode_pass(Y, A, 0.5, get_backend("numba"), chunk_rows=16, **kw)
+    np.testing.assert_allclose(chunked.codes, whole.codes, atol=1e-12)
+    np.testing.assert_allclose(chunked.objective, whole.objective, rtol=1e-12)
+    for a, b in zip(chunked.statistics, whole.statistics):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_float32_agrees_with_float64(backend, rng, algorithm):
+    Y, A = make_problem(rng, n=40, d=6, m=8)
+    X64 = sparse_encode(Y, A, algorithm=algorithm, backend=backend)
+    X32 = sparse_encode(Y.astype(np.float32), A.astype(np.float32), algorithm=algorithm, backend=backend)
+    assert X32.dtype == np.float32 and X64.dtype == np.float64
+    # float32 inputs are rounded; codes agree to a few float32 ulps of the data
+    np.testing.assert_allclose(X32, X64, atol=1e-4)
+    assert _on_simplex(X32.astype(np.float64), atol=1e-5)
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_memory_layouts_and_read_only(backend, rng, algorithm):
+    Y, A = make_problem(rng, n=20, d=5, m=6)
+    X = sparse_encode(Y, A, algorithm=algorithm, backend=backend)
+    Yf, Af = np.asfortranarray(Y), np.asfortranarray(A)
+    Yr, Ar = Y.copy(), A.copy()
+    Yr.flags.writeable = False
+    Ar.flags.writeable = False
+    np.testing.assert_allclose(sparse_encode(Yf, Af, algorithm=algorithm, backend=backend), X, atol=1e-12)
+    np.testing.assert_allclose(sparse_encode(Yr, Ar, algorithm=algorithm, backend=backend), X, atol=1e-12)
+    np.testing.assert_allclose(sparse_encode(Y[::2], A, algorithm=algorithm, backend=backend), X[::2], atol=1e-12)
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_inputs_not_modified(rng, algorithm):
+    Y, A = make_problem(rng)
+    Y0, A0 = Y.copy(), A.copy()
+    sparse_encode(Y, A, algorithm=algorithm)
+    np.testing.assert_array_equal(Y, Y0)
+    np.testing.assert_array_equal(A, A0)
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_degenerate_dictionaries(backend, rng, algorithm):
+    Y, A = make_problem(rng, n=20, d=4, m=5)
+    cases = {
+        "duplicate atoms": np.vstack([A, A[:2]]),
+        "more atoms than features": rng.standard_normal((30, 4)),
+        "identical atoms": np.ones((4, 4)),
+        "one atom": A[:1],
+        "zero atoms": np.zeros((3, 4)),
+    }
+    for name, D in cases.items():
+        X = sparse_encode(Y, D, algorithm=algorithm, backend=backend)
+        assert np.all(np.isfinite(X)), name
+        assert _on_simplex(X, 1e-9), name
+
+
+def test_exact_with_duplicate_atoms_reaches_optimum(rng):
+    Y, A = make_problem(rng, n=20, d=4, m=5)
+    D = np.vstack([A, A[:2], 0.5 * (A[0] + A[1])])
+    X = sparse_encode(Y, D, alpha=0.0, tol=1e-12)
+    X_ref = sparse_encode(Y, A, alpha=0.0, tol=1e-12)
+    # the extra atoms add nothing new, so the optimal objective is unchanged
+    np.testing.assert_allclose(
+        _objective.sample_objective(Y, D, X, 0.0),
+        _objective.sample_objective(Y, A, X_ref, 0.0),
+        rtol=1e-8,
+        atol=1e-12,
+    )
+
+
+def test_large_alpha_gives_nearest_atom(rng):
+    Y, A = make_problem(rng, n=50, d=4, m=6)
+    X = sparse_encode(Y, A, alpha=1e6)
+    nearest = _objective.squared_distances(Y, A).argmin(axis=1)
+    np.testing.assert_array_equal(X.argmax(axis=1), nearest)
+    assert X.max(axis=1).min() > 1 - 1e-6
+
+
+def test_n_jobs_gives_same_codes(rng):
+    Y, A = make_problem(rng, n=300, d=5, m=8)
+    for algorithm in ALGORITHMS:
+        X1 = sparse_encode(Y, A, algorithm=algorithm, n_jobs=1)
+        X2 = sparse_encode(Y, A, algorithm=algorithm, n_jobs=-1)
+        np.testing.assert_array_equal(X1, X2)

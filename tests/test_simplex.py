@@ -1,0 +1,67 @@
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from sklearn_wlsc._backends import get_backend
+from sklearn_wlsc._simplex import project_simplex
+
+finite = st.floats(-1e3, 1e3, allow_nan=False, allow_infinity=False)
+matrices = arrays(
+    np.float64,
+    st.tuples(st.integers(1, 12), st.integers(1, 20)),
+    elements=finite,
+)
+
+
+def _on_simplex(X, atol):
+    return X.min() >= 0 and np.allclose(X.sum(axis=1), 1.0, atol=atol)
+
+
+@given(matrices)
+def test_reference_projection_rows_on_simplex(V):
+    X = project_simplex(V)
+    assert _on_simplex(X, 1e-9 * max(1.0, np.abs(V).max()))
+
+
+@given(matrices)
+def test_reference_projection_idempotent(V):
+    X = project_simplex(V)
+    np.testing.assert_allclose(project_simplex(X), X, atol=1e-12)
+
+
+@given(matrices, st.integers(0, 2**32 - 1))
+@settings(max_examples=50)
+def test_reference_projection_is_nearest_point(V, seed):
+    # no point of the simplex is closer to v than its projection
+    X = project_simplex(V)
+    Q = np.random.default_rng(seed).dirichlet(np.ones(V.shape[1]), size=(20, V.shape[0]))
+    d_proj = ((V - X) ** 2).sum(axis=1)
+    d_other = ((V[None] - Q) ** 2).sum(axis=2)
+    assert np.all(d_proj[None] <= d_other + 1e-9 * (1 + d_other))
+
+
+def test_reference_projection_known_values():
+    V = np.array([[0.5, 0.5], [2.0, 0.0], [0.2, 0.1], [0.0, 0.0]])
+    expected = np.array([[0.5, 0.5], [1.0, 0.0], [0.55, 0.45], [0.5, 0.5]])
+    np.testing.assert_allclose(project_simplex(V), expected, atol=1e-15)
+
+
+@given(matrices)
+@settings(max_examples=60, deadline=None)
+def test_numba_projection_matches_reference(V):
+    X = get_backend("numba").project_simplex(V)
+    np.testing.assert_allclose(X, project_simplex(V), atol=1e-10 * max(1.0, np.abs(V).max()))
+
+
+@pytest.mark.parametrize("dtype,atol", [(np.float64, 1e-12), (np.float32, 1e-5)])
+def test_backend_projection(backend, dtype, atol):
+    rng = np.random.default_rng(1)
+    V = (3 * rng.standard_normal((50, 17))).astype(dtype)
+    X = get_backend(backend).project_simplex(V)
+    assert X.dtype == dtype
+    assert _on_simplex(X, atol)
+    np.testing.assert_allclose(X, project_simplex(V.astype(np.float64)), atol=atol)
+    # idempotent on the backend itself
+    np.testing.assert_allclose(get_backend(backend).project_simplex(X), X, atol=atol)
