@@ -154,9 +154,10 @@ def encode_pass(
         n_bad = int(np.count_nonzero(result.gap > tol))
         if n_bad:
             warnings.warn(
-                f"The exact encoder reached max_iter={max_iter} before the "
+                f"The exact encoder stopped at its iteration cap before the "
                 f"duality gap fell below tol={tol:g} for {n_bad} of {n} samples "
-                f"(largest relative gap {result.gap.max():.3g}).",
+                f"(largest relative gap {result.gap.max():.3g}); increase "
+                "max_iter or tol.",
                 ConvergenceWarning,
                 stacklevel=3,
             )
@@ -299,7 +300,12 @@ def alternating_fit(
     n_reseeded : int
         Total number of atoms re-seeded.
     """
-    A = A.copy()
+    # F is invariant to translating samples and atoms together: work on
+    # centered data, so that the A-step is well conditioned for data far from
+    # the origin, and translate the atoms back at the end
+    center = Y.mean(axis=0, dtype=np.float64)
+    Y = (Y - center).astype(Y.dtype, copy=False)
+    A = A - center
     n = Y.shape[0]
     history = []
     n_reseeded = 0
@@ -349,7 +355,7 @@ def alternating_fit(
             ConvergenceWarning,
             stacklevel=3,
         )
-    return A, history, n_iter, n_reseeded
+    return A + center, history, n_iter, n_reseeded
 
 
 def minibatch_weight(step, batch_size):

@@ -21,6 +21,13 @@ def backend(request):
     return request.param
 
 
+@pytest.fixture(params=[b for b in BACKENDS if b != "numpy"])
+def fast_backend(request):
+    """The installed production backends (not the slow numpy reference), for
+    estimator-level tests that fit many times."""
+    return request.param
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
