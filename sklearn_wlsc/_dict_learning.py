@@ -328,7 +328,11 @@ def alternating_fit(
         F = float(np.mean(res.objective))
         history.append(F)
         if verbose:
-            change = "" if it == 0 else f", relative change {(history[-2] - F) / max(abs(history[-2]), 1e-300):.3e}"
+            change = (
+                ""
+                if it == 0
+                else f", relative change {(history[-2] - F) / max(abs(history[-2]), 1e-300):.3e}"
+            )
             print(
                 f"[WeightedL1SparseCoder] iteration {it}, objective {F:.6e}"
                 f"{change}, {time.perf_counter() - t0:.2f} s"

@@ -129,9 +129,7 @@ def sparse_encode(
     return res.codes
 
 
-class WeightedL1SparseCoder(
-    ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
-):
+class WeightedL1SparseCoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     r"""Dictionary learning with weighted-l1 sparse codes on the simplex.
 
     Learns atoms ``A`` (``components_``) and codes ``X`` whose rows lie on the
@@ -440,16 +438,12 @@ class WeightedL1SparseCoder(
         )
         n = X.shape[0]
         w = _dict_learning.minibatch_weight(self._minibatch_step, n)
-        self._stats = tuple(
-            w * old + new / n for old, new in zip(self._stats, res.statistics)
-        )
+        self._stats = tuple(w * old + new / n for old, new in zip(self._stats, res.statistics))
         XtX, s, XtY = self._stats
         unused = _dict_learning.unused_atoms(s, 1)
         if unused.any():
             A = A.copy()
-            self.n_reseeded_ += _dict_learning.reseed_atoms(
-                A, unused, X, res.objective
-            )
+            self.n_reseeded_ += _dict_learning.reseed_atoms(A, unused, X, res.objective)
         A = _dict_learning.update_dictionary(XtX, s, XtY, float(self.alpha), A)
         self.components_ = A.astype(X.dtype)
         self.n_components_ = A.shape[0]

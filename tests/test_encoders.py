@@ -94,7 +94,10 @@ def test_unrolled_approaches_exact_with_depth(backend, rng):
     F_exact = _objective.objective(Y, A, sparse_encode(Y, A, alpha=alpha, backend=backend), alpha)
     F = [
         _objective.objective(
-            Y, A, sparse_encode(Y, A, alpha=alpha, algorithm="unrolled", n_layers=k, backend=backend), alpha
+            Y,
+            A,
+            sparse_encode(Y, A, alpha=alpha, algorithm="unrolled", n_layers=k, backend=backend),
+            alpha,
         )
         for k in (1, 10, 1000)
     ]
@@ -157,7 +160,10 @@ def test_codes_scale_invariant(backend, rng, algorithm):
 def test_batches_equal_whole(backend, rng, algorithm):
     Y, A = make_problem(rng, n=101, d=6, m=9)
     X = sparse_encode(Y, A, algorithm=algorithm, backend=backend)
-    parts = [sparse_encode(Y[s], A, algorithm=algorithm, backend=backend) for s in np.array_split(np.arange(101), 7)]
+    parts = [
+        sparse_encode(Y[s], A, algorithm=algorithm, backend=backend)
+        for s in np.array_split(np.arange(101), 7)
+    ]
     np.testing.assert_allclose(np.vstack(parts), X, rtol=0, atol=1e-12)
 
 
@@ -180,7 +186,9 @@ def test_chunked_pass_equals_single_chunk(rng, algorithm):
 def test_float32_agrees_with_float64(backend, rng, algorithm):
     Y, A = make_problem(rng, n=40, d=6, m=8)
     X64 = sparse_encode(Y, A, algorithm=algorithm, backend=backend)
-    X32 = sparse_encode(Y.astype(np.float32), A.astype(np.float32), algorithm=algorithm, backend=backend)
+    X32 = sparse_encode(
+        Y.astype(np.float32), A.astype(np.float32), algorithm=algorithm, backend=backend
+    )
     assert X32.dtype == np.float32 and X64.dtype == np.float64
     # float32 inputs are rounded; codes agree to a few float32 ulps of the data
     np.testing.assert_allclose(X32, X64, atol=1e-4)
@@ -195,9 +203,15 @@ def test_memory_layouts_and_read_only(backend, rng, algorithm):
     Yr, Ar = Y.copy(), A.copy()
     Yr.flags.writeable = False
     Ar.flags.writeable = False
-    np.testing.assert_allclose(sparse_encode(Yf, Af, algorithm=algorithm, backend=backend), X, atol=1e-12)
-    np.testing.assert_allclose(sparse_encode(Yr, Ar, algorithm=algorithm, backend=backend), X, atol=1e-12)
-    np.testing.assert_allclose(sparse_encode(Y[::2], A, algorithm=algorithm, backend=backend), X[::2], atol=1e-12)
+    np.testing.assert_allclose(
+        sparse_encode(Yf, Af, algorithm=algorithm, backend=backend), X, atol=1e-12
+    )
+    np.testing.assert_allclose(
+        sparse_encode(Yr, Ar, algorithm=algorithm, backend=backend), X, atol=1e-12
+    )
+    np.testing.assert_allclose(
+        sparse_encode(Y[::2], A, algorithm=algorithm, backend=backend), X[::2], atol=1e-12
+    )
 
 
 @pytest.mark.parametrize("algorithm", ALGORITHMS)

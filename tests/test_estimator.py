@@ -40,9 +40,15 @@ def digits():
 def test_fit_transform_equals_fit_then_transform(backend, rng):
     Y, _ = make_problem(rng, n=60, d=5, m=6)
     for algorithm in ("exact", "unrolled"):
-        est = WeightedL1SparseCoder(6, transform_algorithm=algorithm, backend=backend, random_state=0)
+        est = WeightedL1SparseCoder(
+            6, transform_algorithm=algorithm, backend=backend, random_state=0
+        )
         X1 = est.fit_transform(Y)
-        X2 = WeightedL1SparseCoder(6, transform_algorithm=algorithm, backend=backend, random_state=0).fit(Y).transform(Y)
+        X2 = (
+            WeightedL1SparseCoder(6, transform_algorithm=algorithm, backend=backend, random_state=0)
+            .fit(Y)
+            .transform(Y)
+        )
         np.testing.assert_allclose(X1, X2, atol=1e-12)
 
 
@@ -133,7 +139,7 @@ def test_partial_fit_lowers_objective(digits):
     rng = np.random.default_rng(0)
     est = WeightedL1SparseCoder(32, random_state=0)
     scores = []
-    for epoch in range(3):
+    for _epoch in range(3):
         for batch in np.array_split(rng.permutation(len(X)), 8):
             est.partial_fit(X[batch])
         scores.append(est.score(X))
@@ -175,7 +181,9 @@ def test_gridsearch_on_score(digits):
 
 def test_set_output_and_pipeline_with_scaler(rng):
     Y, _ = make_problem(rng, n=30, d=5, m=4)
-    pipe = Pipeline([("scale", StandardScaler()), ("coder", WeightedL1SparseCoder(4, random_state=0))])
+    pipe = Pipeline(
+        [("scale", StandardScaler()), ("coder", WeightedL1SparseCoder(4, random_state=0))]
+    )
     out = pipe.fit_transform(Y)
     assert out.shape == (30, 4)
     est = WeightedL1SparseCoder(4, random_state=0).set_output(transform="default")

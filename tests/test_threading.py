@@ -19,7 +19,10 @@ from .conftest import make_problem
 def _encode(seed):
     rng = np.random.default_rng(seed)
     Y, A = make_problem(rng, n=200, d=5, m=8)
-    return sparse_encode(Y, A, algorithm="exact").sum() + sparse_encode(Y, A, algorithm="unrolled").sum()
+    return (
+        sparse_encode(Y, A, algorithm="exact").sum()
+        + sparse_encode(Y, A, algorithm="unrolled").sum()
+    )
 
 
 def test_threading_layer_is_thread_and_fork_safe():

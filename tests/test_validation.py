@@ -129,7 +129,15 @@ def _check_codes(codes, n, m):
 @pytest.mark.parametrize("algorithm", ["exact", "unrolled"])
 @pytest.mark.parametrize(
     "name",
-    ["constant", "constant column", "duplicate rows", "fewer samples than atoms", "huge", "tiny", "offset"],
+    [
+        "constant",
+        "constant column",
+        "duplicate rows",
+        "fewer samples than atoms",
+        "huge",
+        "tiny",
+        "offset",
+    ],
 )
 def test_degenerate_data_gives_finite_codes(fast_backend, algorithm, name):
     rng = np.random.default_rng(0)
@@ -148,7 +156,9 @@ def test_degenerate_data_gives_finite_codes(fast_backend, algorithm, name):
         Y = Y * 1e-150
     elif name == "offset":
         Y = Y + 1e8
-    est = WeightedL1SparseCoder(8, transform_algorithm=algorithm, backend=fast_backend, random_state=0)
+    est = WeightedL1SparseCoder(
+        8, transform_algorithm=algorithm, backend=fast_backend, random_state=0
+    )
     with warnings.catch_warnings():
         # degenerate data may warn (few samples, duplicate atoms); it must
         # still give finite codes

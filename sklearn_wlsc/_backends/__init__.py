@@ -67,9 +67,7 @@ def get_backend(name="auto", *arrays, device=None):
     """
     name = resolve_backend_name(name, *arrays, device=device)
     if name not in _REGISTRY:
-        raise ValueError(
-            f"Unknown backend {name!r}; expected one of {sorted(BACKENDS)}."
-        )
+        raise ValueError(f"Unknown backend {name!r}; expected one of {sorted(BACKENDS)}.")
     key = (name, None if name != "torch" else str(device or "cpu"))
     backend = _INSTANCES.get(key)
     if backend is None:

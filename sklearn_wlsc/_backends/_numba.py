@@ -110,12 +110,12 @@ def unrolled_encode(G, C, inv_L, betas, X):
             for k in range(n_layers):
                 for j in range(m):
                     v[j] = z[j] + C[i, j] * inv_L
-                for l in range(m):
-                    zl = z[l]
-                    if zl != 0.0:
-                        w = zl * inv_L
+                for r in range(m):
+                    zr = z[r]
+                    if zr != 0.0:
+                        w = zr * inv_L
                         for j in range(m):
-                            v[j] -= w * G[l, j]
+                            v[j] -= w * G[r, j]
                 project_row(v)
                 beta = betas[k]
                 for j in range(m):
