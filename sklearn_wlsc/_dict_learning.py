@@ -68,6 +68,7 @@ def encode_pass(
     keep_codes=True,
     objective=False,
     statistics=False,
+    init_codes=None,
     chunk_rows=CHUNK_ROWS,
 ):
     """Encode the rows of ``Y`` chunk by chunk, optionally accumulating the
@@ -87,6 +88,8 @@ def encode_pass(
     n_jobs : int or None
     keep_codes, objective, statistics : bool
         What to return.
+    init_codes : ndarray of shape (n_samples, n_components), default=None
+        Warm start of the exact encoder (the previous codes, in a fit).
     chunk_rows : int
 
     Returns
@@ -131,6 +134,7 @@ def encode_pass(
                 n_layers=n_layers,
                 tol=tol,
                 max_iter=max_iter,
+                init_codes=None if init_codes is None else init_codes[start:stop],
             )
             if keep_codes:
                 result.codes[start:stop] = X
@@ -312,19 +316,23 @@ def alternating_fit(
     n_iter = 0
     t0 = time.perf_counter()
     converged = False
+    codes = None
     for it in range(max_iter + 1):
+        # warm start from the previous codes: the dictionary moves little
+        # between iterations, so the active sets barely change
         res = encode_pass(
             Y,
             A,
             alpha,
             backend,
             algorithm="exact",
-            keep_codes=False,
             objective=True,
             statistics=True,
+            init_codes=codes,
             n_jobs=n_jobs,
             **encode_params,
         )
+        codes = res.codes
         F = float(np.mean(res.objective))
         history.append(F)
         if verbose:

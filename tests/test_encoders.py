@@ -267,3 +267,28 @@ def test_n_jobs_gives_same_codes(rng):
         X1 = sparse_encode(Y, A, algorithm=algorithm, n_jobs=1)
         X2 = sparse_encode(Y, A, algorithm=algorithm, n_jobs=-1)
         np.testing.assert_array_equal(X1, X2)
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.5])
+def test_exact_warm_start_reaches_same_optimum(backend, rng, alpha):
+    from sklearn_wlsc._backends import get_backend
+    from sklearn_wlsc._dict_learning import encode_pass
+
+    Y, A = make_problem(rng, n=40, d=6, m=8)
+    be = get_backend(backend)
+    cold = encode_pass(Y, A, alpha, be, tol=1e-12).codes
+    starts = {
+        "random codes": rng.dirichlet(np.ones(8), size=40),
+        "optimal codes": cold,
+        "one vertex": np.eye(8)[rng.integers(0, 8, 40)],
+        "zeros (cold)": np.zeros((40, 8)),
+    }
+    for name, X0 in starts.items():
+        warm = encode_pass(Y, A, alpha, be, tol=1e-12, init_codes=X0).codes
+        np.testing.assert_allclose(
+            _objective.sample_objective(Y, A, warm, alpha),
+            _objective.sample_objective(Y, A, cold, alpha),
+            rtol=1e-9,
+            err_msg=name,
+        )
+        np.testing.assert_allclose(warm, cold, atol=1e-6, err_msg=name)

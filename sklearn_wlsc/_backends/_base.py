@@ -19,7 +19,7 @@ class Backend(abc.ABC):
 
     name = None
 
-    def encode(self, Y, A, alpha, *, algorithm, n_layers, tol, max_iter):
+    def encode(self, Y, A, alpha, *, algorithm, n_layers, tol, max_iter, init_codes=None):
         """Encode the rows of ``Y`` on the simplex for the dictionary ``A``.
 
         Parameters
@@ -34,6 +34,9 @@ class Backend(abc.ABC):
             Relative duality-gap tolerance (``"exact"``).
         max_iter : int
             Iteration cap of the exact solver.
+        init_codes : ndarray of shape (n_samples, n_components), default=None
+            Warm start of the exact encoder (rows on the simplex, or rows of
+            zeros for a cold start).
 
         Returns
         -------
@@ -50,7 +53,7 @@ class Backend(abc.ABC):
         A64 = np.asarray(A, dtype=np.float64)
         G, C = _objective.encoder_terms(Y64, A64, alpha)
         scale = _objective.gap_scale(Y64, A64, alpha)
-        X, gap = self._exact(G, C, scale, tol, max_iter)
+        X, gap = self._exact(G, C, scale, tol, max_iter, init_codes)
         return X.astype(Y.dtype, copy=False), gap / scale
 
     @abc.abstractmethod
@@ -58,8 +61,9 @@ class Backend(abc.ABC):
         """``n_layers`` accelerated projected-gradient steps from zero."""
 
     @abc.abstractmethod
-    def _exact(self, G, C, scale, tol, max_iter):
-        """Codes with duality gap at most ``tol * scale``, and the gaps."""
+    def _exact(self, G, C, scale, tol, max_iter, X0=None):
+        """Codes with duality gap at most ``tol * scale``, and the gaps;
+        warm-started from ``X0`` when given."""
 
     @abc.abstractmethod
     def project_simplex(self, V):

@@ -22,6 +22,10 @@ from ._base import Backend, momentum_schedule
 # allocated once per task, not once per sample
 _CHUNK = 64
 
+# floating-point reassociation and contraction let loops vectorize; NaN and
+# infinity semantics are kept (inputs are finite, and np.inf is a sentinel)
+_FASTMATH = {"reassoc", "contract", "arcp", "nsz"}
+
 
 _CACHE_WARNED = []
 
@@ -48,7 +52,7 @@ def _jit(**options):
     return decorate
 
 
-@_jit(nogil=True)
+@_jit(nogil=True, fastmath=_FASTMATH)
 def project_row(v):
     """Project ``v`` onto the simplex in place (Michelot's algorithm).
 
@@ -87,7 +91,7 @@ def project_rows(V, out):
         project_row(out[i])
 
 
-@_jit(parallel=True)
+@_jit(parallel=True, fastmath=_FASTMATH)
 def unrolled_encode(G, C, inv_L, betas, X):
     """Unrolled accelerated projected gradient, one sample per task.
 
@@ -126,7 +130,7 @@ def unrolled_encode(G, C, inv_L, betas, X):
                 X[i, j] = x[j]
 
 
-@_jit(nogil=True)
+@_jit(nogil=True, fastmath=_FASTMATH)
 def _gradient(G, c, x, sup, ns, g):
     """``g = xG − c`` for ``x`` supported on ``sup[:ns]``."""
     m = c.shape[0]
@@ -139,16 +143,18 @@ def _gradient(G, c, x, sup, ns, g):
             g[j] += xr * G[r, j]
 
 
-@_jit(nogil=True)
-def _cholesky(G, sup, ns, shift, eps, Lc):
-    """Cholesky factor of ``G[S, S] + shift·11ᵀ`` into ``Lc``.
+@_jit(nogil=True, fastmath=_FASTMATH)
+def _cholesky(G, sup, ns, shift, eps, Lc, start):
+    """Cholesky factor of ``G[S, S] + shift·11ᵀ`` into ``Lc``, computing rows
+    ``start..ns-1`` (the rows before ``start`` are already valid).
 
     Returns ``ns`` on success, or the index of the first pivot below ``eps``;
     rows before it then hold the factor of the leading block.
     """
-    for a in range(ns):
+    for a in range(start, ns):
+        ra = sup[a]
         for b in range(a + 1):
-            s = G[sup[a], sup[b]] + shift
+            s = G[ra, sup[b]] + shift
             for k in range(b):
                 s -= Lc[a, k] * Lc[b, k]
             if a == b:
@@ -160,7 +166,7 @@ def _cholesky(G, sup, ns, shift, eps, Lc):
     return ns
 
 
-@_jit(nogil=True)
+@_jit(nogil=True, fastmath=_FASTMATH)
 def _cholesky_solve(Lc, ns, b):
     """Solve ``Lc Lcᵀ y = b`` in place for the leading ``ns`` block."""
     for a in range(ns):
@@ -175,56 +181,78 @@ def _cholesky_solve(Lc, ns, b):
         b[a] = s / Lc[a, a]
 
 
-@_jit(nogil=True)
-def active_set_row(G, c, shift, eps, tol, max_iter, x, g, sup, pos, Lc, u, w, p):
+@_jit(nogil=True, fastmath=_FASTMATH)
+def active_set_row(G, c, x0, shift, eps, tol, max_iter, x, g, sup, pos, Lc, u, w, p):
     """Minimize ``½ xᵀGx − c·x`` over the simplex with a primal active set.
 
-    Starts at the best vertex. Each outer step adds the coordinate with the
-    most negative gradient; the inner loop solves the equality-constrained
-    problem on the support (a Newton step on ``G[S,S] + shift·11ᵀ``, whose
-    value on the simplex differs from the objective by a constant) and drops
-    coordinates that would turn negative. A zero-curvature direction, met
-    when atoms are affinely dependent, is followed to the boundary instead.
+    Starts from the code ``x0`` when it has any positive entry (a warm
+    start), else at the best vertex. Each outer step adds the coordinate with
+    the most negative gradient; the inner loop solves the equality-
+    constrained problem on the support (a Newton step on
+    ``G[S,S] + shift·11ᵀ``, whose value on the simplex differs from the
+    objective by a constant) and drops coordinates that would turn
+    negative. A zero-curvature direction, met when atoms are affinely
+    dependent, is followed to the boundary instead. The Cholesky factor of
+    the support is updated, not recomputed, as coordinates enter and leave.
     Stops when the Frank–Wolfe gap is at most ``tol``.
 
     Returns the final gap and the number of inner steps. Writes the code
     into ``x`` (length m); the other arrays are scratch.
     """
     m = c.shape[0]
-    j0 = 0
-    best = 0.5 * G[0, 0] - c[0]
+    total = 0.0
     for j in range(m):
-        x[j] = 0.0
         pos[j] = -1
-        val = 0.5 * G[j, j] - c[j]
-        if val < best:
-            best = val
-            j0 = j
-    x[j0] = 1.0
-    sup[0] = j0
-    pos[j0] = 0
-    ns = 1
+        v = x0[j]
+        x[j] = v if v > 0.0 else 0.0
+        total += x[j]
+    ns = 0
+    if total > 0.0:
+        for j in range(m):
+            if x[j] > 0.0:
+                x[j] /= total
+                sup[ns] = j
+                pos[j] = ns
+                ns += 1
+        solve = True
+    else:
+        j0 = 0
+        best = 0.5 * G[0, 0] - c[0]
+        for j in range(1, m):
+            val = 0.5 * G[j, j] - c[j]
+            if val < best:
+                best = val
+                j0 = j
+        x[j0] = 1.0
+        sup[0] = j0
+        pos[j0] = 0
+        ns = 1
+        solve = False  # a vertex is optimal on its own support
     _gradient(G, c, x, sup, ns, g)
+    factored = 0
     it = 0
     gap = np.inf
     while True:
-        nu = 0.0
-        for a in range(ns):
-            nu += g[sup[a]] * x[sup[a]]
-        k = 0
-        for j in range(1, m):
-            if g[j] < g[k]:
-                k = j
-        gap = nu - g[k]
-        if gap <= tol or it >= max_iter:
-            break
-        if pos[k] < 0:
-            sup[ns] = k
-            pos[k] = ns
-            ns += 1
+        if not solve:
+            nu = 0.0
+            for a in range(ns):
+                nu += g[sup[a]] * x[sup[a]]
+            k = 0
+            for j in range(1, m):
+                if g[j] < g[k]:
+                    k = j
+            gap = nu - g[k]
+            if gap <= tol or it >= max_iter:
+                break
+            if pos[k] < 0:
+                sup[ns] = k
+                pos[k] = ns
+                ns += 1
+        solve = False
         while it < max_iter:
             it += 1
-            r = _cholesky(G, sup, ns, shift, eps, Lc)
+            r = _cholesky(G, sup, ns, shift, eps, Lc, factored)
+            factored = r
             if r == ns:
                 # Newton step to the minimizer on the support
                 for a in range(ns):
@@ -279,6 +307,8 @@ def active_set_row(G, c, shift, eps, tol, max_iter, x, g, sup, pos, Lc, u, w, p)
                 else:
                     x[j] = 0.0
                     pos[j] = -1
+                    if a < factored:
+                        factored = a
             ns = kept
             _gradient(G, c, x, sup, ns, g)
             if blocking < 0:
@@ -292,9 +322,10 @@ def active_set_row(G, c, shift, eps, tol, max_iter, x, g, sup, pos, Lc, u, w, p)
 
 
 @_jit(parallel=True)
-def exact_encode(G, C, tol, max_iter, X, gaps, n_iter):
-    """Exact encoder for every row of ``C``; ``tol`` holds per-row absolute
-    gap tolerances. Writes codes, gaps and step counts into the outputs."""
+def exact_encode(G, C, X0, tol, max_iter, X, gaps, n_iter):
+    """Exact encoder for every row of ``C``, warm-started from the rows of
+    ``X0`` (rows of zeros start cold); ``tol`` holds per-row absolute gap
+    tolerances. Writes codes, gaps and step counts into the outputs."""
     n, m = C.shape
     shift = 0.0
     for j in range(m):
@@ -314,7 +345,7 @@ def exact_encode(G, C, tol, max_iter, X, gaps, n_iter):
         p = np.empty(m)
         for i in range(task * _CHUNK, min(n, (task + 1) * _CHUNK)):
             gap, it = active_set_row(
-                G, C[i], shift, eps, tol[i], max_iter, x, g, sup, pos, Lc, u, w, p
+                G, C[i], X0[i], shift, eps, tol[i], max_iter, x, g, sup, pos, Lc, u, w, p
             )
             gaps[i] = gap
             n_iter[i] = it
@@ -336,14 +367,16 @@ class NumbaBackend(Backend):
         unrolled_encode(G, C, dtype.type(1.0 / L), betas, X)
         return X
 
-    def _exact(self, G, C, scale, tol, max_iter):
+    def _exact(self, G, C, scale, tol, max_iter, X0=None):
         n, m = C.shape
         X = np.empty((n, m))
         gaps = np.empty(n)
         n_iter = np.empty(n, dtype=np.int64)
+        X0 = np.zeros((n, m)) if X0 is None else np.ascontiguousarray(X0, dtype=np.float64)
         exact_encode(
             np.ascontiguousarray(G),
             np.ascontiguousarray(C),
+            X0,
             np.ascontiguousarray(tol * scale),
             int(max_iter),
             X,

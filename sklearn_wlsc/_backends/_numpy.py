@@ -31,16 +31,16 @@ def unrolled_encode(G, C, L, n_layers):
     return X
 
 
-def exact_encode(G, C, scale, tol, max_iter):
+def exact_encode(G, C, scale, tol, max_iter, X0=None):
     """Reference exact encoder: FISTA with adaptive restart, run per row until
-    the duality gap is at most ``tol * scale``.
+    the duality gap is at most ``tol * scale``, from ``X0`` when given.
 
     Returns the codes and the final duality gaps.
     """
     n, m = C.shape
     L = float(np.linalg.eigvalsh(G - G.mean(0) - G.mean(1)[:, None] + G.mean())[-1])
     L = L if L > 0 else 1.0
-    X = project_simplex(C / L)
+    X = project_simplex(C / L if X0 is None else np.asarray(X0, dtype=C.dtype))
     Z = X.copy()
     t = np.ones(n)
     gap = _objective.duality_gap(X, _objective.gradient(X, G, C))
@@ -71,9 +71,9 @@ class NumpyBackend(Backend):
     def _unrolled(self, G, C, L, n_layers):
         return unrolled_encode(G, C, L, n_layers)
 
-    def _exact(self, G, C, scale, tol, max_iter):
+    def _exact(self, G, C, scale, tol, max_iter, X0=None):
         # first-order methods need many more steps than an active set
-        return exact_encode(G, C, scale, tol, max(max_iter, 100_000))
+        return exact_encode(G, C, scale, tol, max(max_iter, 100_000), X0)
 
     def project_simplex(self, V):
         return project_simplex(V)
