@@ -168,12 +168,11 @@ class WeightedL1SparseCoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         increases.
     max_iter : int, default=100
         Maximum number of dictionary updates in :meth:`fit`.
-    tol : float, default=1e-5
+    tol : float, default=1e-4
         Stop when the relative decrease of ``F`` is at most ``tol``.
     batch_size : int, default=256
         Minibatch size of the stochastic fit algorithms.
-    init : {"k-means++", "random"} or array-like of shape \
-            (n_components, n_features), default="k-means++"
+    init : {"k-means++", "random"} or array-like of shape (n_components, n_features), default="k-means++"
         Initial atoms: k-means++ seeds, random samples, or given atoms.
     learning_rate : float, default=1e-3
         Step size of gradient-based fit algorithms.
@@ -196,7 +195,7 @@ class WeightedL1SparseCoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         Number of atoms.
     objective_ : float
         Final value of ``F`` on the training data.
-    objective_path_ : ndarray of shape (n_iter_ + 1,)
+    objective_path_ : ndarray of shape (n_updates + 1,)
         ``F`` after each exact encoding during :meth:`fit`.
     n_iter_ : int
         Number of dictionary updates performed.
@@ -207,7 +206,7 @@ class WeightedL1SparseCoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         represented sample.
     n_features_in_ : int
         Number of features seen during :meth:`fit`.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (n_features,)
         Names of features seen during :meth:`fit`, when they are strings.
 
     See Also
@@ -253,7 +252,7 @@ class WeightedL1SparseCoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         transform_tol=1e-10,
         fit_algorithm="alternating",
         max_iter=100,
-        tol=1e-5,
+        tol=1e-4,
         batch_size=256,
         init="k-means++",
         learning_rate=1e-3,
