@@ -6,7 +6,7 @@ from datetime import date
 
 sys.path.insert(0, os.path.abspath(".."))
 
-import sklearn_wlsc  # noqa: E402
+import sklearn_wlsc
 
 project = "sklearn-wlsc"
 author = "the sklearn-wlsc developers"
