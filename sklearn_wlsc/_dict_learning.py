@@ -272,6 +272,7 @@ def alternating_fit(
     encode_params,
     n_jobs=None,
     verbose=0,
+    on_iteration=None,
 ):
     """Alternating minimization: exact encoding, then the exact A-step.
 
@@ -293,6 +294,10 @@ def alternating_fit(
         ``tol`` and ``max_iter`` of the exact encoder.
     n_jobs : int or None
     verbose : int
+    on_iteration : callable, default=None
+        Called as ``on_iteration(iteration, objective, atoms)`` after each
+        encoding (atoms in the data's coordinates); a true return value
+        stops the fit.
 
     Returns
     -------
@@ -345,6 +350,9 @@ def alternating_fit(
                 f"[WeightedL1SparseCoder] iteration {it}, objective {F:.6e}"
                 f"{change}, {time.perf_counter() - t0:.2f} s"
             )
+        if on_iteration is not None and on_iteration(it, F, A + center):
+            converged = True
+            break
         if it > 0 and history[-2] - F <= tol * max(abs(history[-2]), np.finfo(float).tiny):
             converged = True
             break

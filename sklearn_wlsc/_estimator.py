@@ -16,6 +16,30 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from . import _dict_learning
 from ._backends import BACKENDS, get_backend
 
+try:  # scikit-learn >= 1.9: progress and early-stopping callbacks
+    from sklearn.callback import CallbackSupportMixin
+except ImportError:  # pragma: no cover - older scikit-learn
+
+    class CallbackSupportMixin:
+        """Stand-in for scikit-learn < 1.9, which has no callback framework."""
+
+        def _init_callback_context(self, **kwargs):
+            return _NoCallbackContext()
+
+
+class _NoCallbackContext:
+    """The callback context when scikit-learn has no callback framework."""
+
+    def subcontext(self, **kwargs):
+        return self
+
+    def call_on_fit_task_begin(self, **kwargs):
+        return self
+
+    def call_on_fit_task_end(self, **kwargs):
+        return False
+
+
 _FLOATS = [np.float64, np.float32]
 
 _ENCODER_CONSTRAINTS = {
@@ -129,7 +153,9 @@ def sparse_encode(
     return res.codes
 
 
-class WeightedL1SparseCoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class WeightedL1SparseCoder(
+    CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
+):
     r"""Dictionary learning with weighted-l1 sparse codes on the simplex.
 
     Learns atoms ``A`` (``components_``) and codes ``X`` whose rows lie on the
@@ -353,8 +379,22 @@ class WeightedL1SparseCoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
             The fitted estimator.
         """
         X = validate_data(self, X, dtype=_FLOATS)
+        callback_ctx = self._init_callback_context(max_subtasks=self.max_iter + 1)
+        callback_ctx.call_on_fit_task_begin(estimator=self, X=X)
         random_state = check_random_state(self.random_state)
         A0 = self._initial_dictionary(X, random_state)
+
+        def on_iteration(iteration, objective, atoms):
+            # each encoding of the alternating loop is one callback task
+            ctx = callback_ctx.subcontext(task_name="iteration")
+            ctx.call_on_fit_task_begin(estimator=self, X=X)
+            return ctx.call_on_fit_task_end(
+                estimator=self,
+                X=X,
+                metadata={"objective": objective},
+                reconstruction_attributes=lambda: self._fitted_attributes(atoms, X.dtype),
+            )
+
         A, history, n_iter, n_reseeded = _dict_learning.alternating_fit(
             X,
             A0,
@@ -365,6 +405,7 @@ class WeightedL1SparseCoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
             encode_params=self._encode_params(),
             n_jobs=self.n_jobs,
             verbose=self.verbose,
+            on_iteration=on_iteration,
         )
         self.components_ = A.astype(X.dtype)
         self.n_components_ = A.shape[0]
@@ -374,7 +415,21 @@ class WeightedL1SparseCoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         self.n_steps_ = n_iter
         self.n_reseeded_ = n_reseeded
         self._stats = None  # partial_fit after fit starts fresh statistics
+        callback_ctx.call_on_fit_task_end(
+            estimator=self,
+            X=X,
+            reconstruction_attributes=lambda: self._fitted_attributes(self.components_, X.dtype),
+        )
         return self
+
+    def _fitted_attributes(self, atoms, dtype):
+        """The attributes that make a usable model from ``atoms``, for
+        callbacks that inspect the model during the fit."""
+        return {
+            "components_": np.asarray(atoms, dtype=dtype),
+            "n_components_": atoms.shape[0],
+            "n_features_in_": atoms.shape[1],
+        }
 
     def fit_transform(self, X, y=None):
         """Fit to ``X``, then return its codes; equals ``fit(X).transform(X)``.
