@@ -1,49 +1,325 @@
-"""The ``wlsc`` command (also ``python -m sklearn_wlsc``)."""
+"""The ``wlsc`` command (also ``python -m sklearn_wlsc``).
+
+Every subcommand reports errors as one line on stderr with exit status 1,
+never a traceback; ``--help`` works on each.
+"""
 
 import argparse
+import os
 import sys
 import time
 
 
-def _demo(args):
-    """Fit on the digits that ship with scikit-learn and report what the
-    codes capture."""
+class CLIError(Exception):
+    """An error reported to the user as one line."""
+
+
+# -- input and output -------------------------------------------------------
+
+
+def load_data(path, key=None):
+    """Load a 2-D float array from ``.npy``, ``.npz`` or ``.csv``."""
     import numpy as np
-    from sklearn.cluster import KMeans
-    from sklearn.datasets import load_digits
-    from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+
+    if not os.path.exists(path):
+        raise CLIError(f"no such file: {path}")
+    ext = os.path.splitext(path)[1].lower()
+    try:
+        if ext == ".npy":
+            data = np.load(path, allow_pickle=False)
+        elif ext == ".npz":
+            with np.load(path, allow_pickle=False) as archive:
+                names = list(archive.files)
+                if not names:
+                    raise CLIError(f"{path} holds no arrays")
+                if key is None:
+                    key = "X" if "X" in names else names[0]
+                if key not in names:
+                    raise CLIError(f"{path} has no array {key!r}; it has {names}")
+                data = archive[key]
+        elif ext == ".csv":
+            data = _load_csv(path)
+        else:
+            raise CLIError(f"cannot read {path}: expected a .npy, .npz or .csv file")
+    except CLIError:
+        raise
+    except (OSError, ValueError) as exc:
+        raise CLIError(f"cannot read {path}: {exc}") from None
+    if data.ndim != 2:
+        raise CLIError(
+            f"{path} holds an array of shape {data.shape}; expected 2-D (n_samples, n_features)"
+        )
+    if not np.issubdtype(data.dtype, np.number) or np.iscomplexobj(data):
+        raise CLIError(f"{path} holds {data.dtype} data; expected real numbers")
+    data = data.astype(np.float64, copy=False)
+    if not np.all(np.isfinite(data)):
+        bad = int(np.count_nonzero(~np.isfinite(data)))
+        raise CLIError(f"{path} contains {bad} NaN or infinite values")
+    return data
+
+
+def _load_csv(path):
+    import numpy as np
+
+    with open(path) as f:
+        first = f.readline()
+    try:
+        [float(v) for v in first.strip().split(",") if v.strip()]
+        skip = 0
+    except ValueError:
+        skip = 1  # a header line
+    return np.loadtxt(path, delimiter=",", skiprows=skip, ndmin=2)
+
+
+def save_array(path, array):
+    import numpy as np
+
+    ext = os.path.splitext(path)[1].lower()
+    try:
+        if ext == ".csv":
+            np.savetxt(path, array, delimiter=",")
+        else:
+            np.save(path, array)
+    except OSError as exc:
+        raise CLIError(f"cannot write {path}: {exc}") from None
+
+
+def load_model(path):
+    import joblib
 
     from ._estimator import WeightedL1SparseCoder
 
+    if not os.path.exists(path):
+        raise CLIError(f"no such file: {path}")
+    try:
+        model = joblib.load(path)
+    except Exception as exc:  # unpickling reports many exception types
+        raise CLIError(f"cannot load a model from {path}: {exc}") from None
+    if not isinstance(model, WeightedL1SparseCoder):
+        raise CLIError(f"{path} holds a {type(model).__name__}, not a WeightedL1SparseCoder")
+    return model
+
+
+class Progress:
+    """A scikit-learn fit callback that shows the alternating iterations: a
+    bar on a terminal, plain lines when the output is piped."""
+
+    def __init__(self, total, stream=None, label="fit"):
+        self.total = total
+        self.stream = sys.stderr if stream is None else stream
+        self.label = label
+        self.tty = self.stream.isatty()
+        self.t0 = time.perf_counter()
+
+    def setup(self, estimator, context):
+        self.t0 = time.perf_counter()
+
+    def on_fit_task_begin(self, estimator, context):
+        pass
+
+    def on_fit_task_end(self, estimator, context, *, metadata=None):
+        if context.task_name != "iteration" or not metadata:
+            return False
+        k = context.task_id
+        elapsed = time.perf_counter() - self.t0
+        text = f"{self.label}: iteration {k}/{self.total} objective {metadata['objective']:.6g} ({elapsed:.1f} s)"
+        if self.tty:
+            width = 24
+            done = int(width * min(k, self.total) / max(self.total, 1))
+            bar = "#" * done + "-" * (width - done)
+            self.stream.write(f"\r[{bar}] {text}")
+        else:
+            self.stream.write(text + "\n")
+        self.stream.flush()
+        return False
+
+    def teardown(self, estimator, context):
+        if self.tty:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _with_progress(estimator, label):
+    if hasattr(estimator, "set_callbacks"):
+        estimator.set_callbacks(Progress(estimator.max_iter, label=label))
+    return estimator
+
+
+# -- subcommands --------------------------------------------------------------
+
+
+def _scores(y, labels):
+    import numpy as np
+    from scipy.optimize import linear_sum_assignment
+    from sklearn.metrics import adjusted_rand_score, confusion_matrix, normalized_mutual_info_score
+
+    cm = confusion_matrix(y, labels)
+    rows, cols = linear_sum_assignment(-cm)
+    acc = cm[rows, cols].sum() / np.sum(cm)
+    return acc, normalized_mutual_info_score(y, labels), adjusted_rand_score(y, labels)
+
+
+def cmd_demo(args):
+    """Fit on the bundled digits, cluster, and compare with KMeans."""
+    from sklearn.cluster import KMeans
+    from sklearn.datasets import load_digits
+
+    from ._clustering import SimplexSpectralClustering
+
     X, y = load_digits(return_X_y=True)
-    print(f"digits: {X.shape[0]} samples x {X.shape[1]} pixels, 10 classes")
+    print(
+        f"digits: {X.shape[0]} samples of {X.shape[1]} pixels, 10 classes (bundled with scikit-learn)"
+    )
     t0 = time.perf_counter()
+    model = SimplexSpectralClustering(n_clusters=10, random_state=args.random_state)
+    labels = model.fit_predict(X)
+    t_ours = time.perf_counter() - t0
+    coder = model.coder_
+    codes = coder.transform(X)
+    t0 = time.perf_counter()
+    km = KMeans(10, n_init=10, random_state=args.random_state).fit_predict(X)
+    t_km = time.perf_counter() - t0
+    print(
+        f"WLSC coder: {coder.n_components_} atoms, alpha={coder.alpha:g}, "
+        f"{(codes > 0).sum(axis=1).mean():.2f} nonzeros per code"
+    )
+    print(f"{'method':<34} {'ACC':>6} {'NMI':>6} {'ARI':>6} {'time':>7}")
+    for name, lab, t in (
+        ("WLSC + bipartite spectral (ours)", labels, t_ours),
+        ("KMeans on raw pixels", km, t_km),
+    ):
+        acc, nmi, ari = _scores(y, lab)
+        print(f"{name:<34} {acc:6.3f} {nmi:6.3f} {ari:6.3f} {t:6.1f}s")
+    if args.output != "none":
+        try:
+            _demo_figure(args.output, X, y, coder, codes, args.random_state)
+            print(f"figure saved to {os.path.abspath(args.output)}")
+        except ImportError:
+            print("matplotlib is not installed: no figure (pip install 'sklearn-wlsc[plot]')")
+    return 0
+
+
+def _demo_figure(path, X, y, coder, codes, random_state):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    from sklearn.manifold import TSNE
+
+    emb = TSNE(2, init="pca", random_state=random_state).fit_transform(codes)
+    fig = plt.figure(figsize=(11, 5))
+    m = coder.components_.shape[0]
+    side = int(np.ceil(np.sqrt(m)))
+    grid = fig.add_gridspec(side, 2 * side)
+    for j in range(m):
+        ax = fig.add_subplot(grid[j // side, j % side])
+        ax.imshow(coder.components_[j].reshape(8, 8), cmap="gray_r")
+        ax.set_axis_off()
+    ax = fig.add_subplot(grid[:, side:])
+    sc = ax.scatter(emb[:, 0], emb[:, 1], c=y, cmap="tab10", s=4)
+    ax.legend(*sc.legend_elements(), fontsize=7, loc="best", title="digit")
+    ax.set_title("t-SNE of the WLSC codes")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    fig.suptitle("WLSC on digits: the atoms (left) and the codes (right)")
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def cmd_fit(args):
+    import joblib
+
+    from ._estimator import WeightedL1SparseCoder
+
+    X = load_data(args.data, args.key)
+    model = WeightedL1SparseCoder(
+        n_components=args.n_components,
+        alpha=args.alpha,
+        max_iter=args.max_iter,
+        random_state=args.random_state,
+    )
+    _with_progress(model, "fit").fit(X)
+    if hasattr(model, "set_callbacks"):
+        model.set_callbacks()  # the progress display is not part of the model
+    try:
+        joblib.dump(model, args.output)
+    except OSError as exc:
+        raise CLIError(f"cannot write {args.output}: {exc}") from None
+    print(
+        f"fitted {model.n_components_} atoms on {X.shape[0]} x {X.shape[1]} data: "
+        f"objective {model.objective_:.6g} after {model.n_iter_} iterations; "
+        f"saved to {args.output}"
+    )
+    return 0
+
+
+def cmd_transform(args):
+    model = load_model(args.model)
+    X = load_data(args.data, args.key)
+    if X.shape[1] != model.n_features_in_:
+        raise CLIError(
+            f"{args.data} has {X.shape[1]} features but the model was fitted on "
+            f"{model.n_features_in_}"
+        )
+    if args.algorithm is not None:
+        model.set_params(transform_algorithm=args.algorithm)
+    codes = model.transform(X)
+    save_array(args.output, codes)
+    print(f"codes of shape {codes.shape} saved to {args.output}")
+    return 0
+
+
+def cmd_cluster(args):
+    import numpy as np
+
+    from ._clustering import SimplexSpectralClustering
+
+    X = load_data(args.data, args.key)
+    if X.shape[0] < args.n_clusters:
+        raise CLIError(
+            f"{args.data} has {X.shape[0]} samples, fewer than --n-clusters {args.n_clusters}"
+        )
+    model = SimplexSpectralClustering(n_clusters=args.n_clusters, random_state=args.random_state)
+    labels = model.fit_predict(X)
+    save_array(args.output, labels.astype(np.int64))
+    sizes = np.bincount(labels, minlength=args.n_clusters)
+    print(f"{args.n_clusters} clusters of sizes {sizes.tolist()} saved to {args.output}")
+    return 0
+
+
+def cmd_receptive_fields(args):
+    from . import receptive_fields
+    from ._estimator import WeightedL1SparseCoder
+    from .datasets import load_natural_image_patches
+
+    Y = load_natural_image_patches(
+        patch_size=args.patch_size, n_patches=args.n_patches, random_state=args.random_state
+    )
+    print(
+        f"{Y.shape[0]} whitened {args.patch_size}x{args.patch_size} patches from the bundled images"
+    )
     coder = WeightedL1SparseCoder(
-        n_components=args.n_components, alpha=args.alpha, random_state=args.random_state
+        n_components=args.n_components,
+        alpha=args.alpha,
+        max_iter=args.max_iter,
+        random_state=args.random_state,
     )
-    codes = coder.fit_transform(X)
-    elapsed = time.perf_counter() - t0
-    nnz = (codes > 0).sum(axis=1)
-    rel_err = np.linalg.norm(X - coder.inverse_transform(codes)) / np.linalg.norm(X)
-    print(
-        f"fit + transform: {elapsed:.2f} s, {coder.n_iter_} alternating iterations, "
-        f"objective {coder.objective_:.4g}"
+    _with_progress(coder, "fit").fit(Y)
+    fit = receptive_fields.fit_gabors(
+        coder.components_, (args.patch_size, args.patch_size), random_state=args.random_state
     )
-    print(
-        f"codes: {nnz.mean():.2f} nonzeros per sample (of {codes.shape[1]}), "
-        f"relative reconstruction error {rel_err:.3f}"
-    )
-    # each atom votes for the label of the samples that use it most
-    atom_label = np.array(
-        [np.bincount(y, weights=codes[:, j], minlength=10).argmax() for j in range(codes.shape[1])]
-    )
-    pred = atom_label[codes.argmax(axis=1)]
-    print(f"atom-vote accuracy of the codes: {np.mean(pred == y):.3f}")
-    km_raw = KMeans(10, n_init=10, random_state=args.random_state).fit_predict(X)
-    print(
-        f"KMeans on raw pixels: ARI {adjusted_rand_score(y, km_raw):.3f}, "
-        f"NMI {normalized_mutual_info_score(y, km_raw):.3f}"
-    )
+    stats = receptive_fields.summarize(fit)
+    for key, value in stats.items():
+        print(f"{key}: {value:.3f}" if isinstance(value, float) else f"{key}: {value}")
+    if args.output != "none":
+        try:
+            receptive_fields.plot_summary(
+                fit, coder.components_, (args.patch_size,) * 2, args.output
+            )
+            print(f"figure saved to {os.path.abspath(args.output)}")
+        except ImportError:
+            print("matplotlib is not installed: no figure (pip install 'sklearn-wlsc[plot]')")
     return 0
 
 
@@ -53,15 +329,94 @@ def build_parser():
         description="Weighted-l1 sparse coding on the simplex (sklearn-wlsc).",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    demo = sub.add_parser(
+
+    def add_data(p):
+        p.add_argument("data", help="samples as rows: a .npy, .npz or .csv file")
+        p.add_argument(
+            "--key", default=None, help="array name inside a .npz (default: X or the first)"
+        )
+
+    p = sub.add_parser(
         "demo",
-        help="fit on the bundled digits and report what the codes capture",
-        description="Fit WeightedL1SparseCoder on scikit-learn's digits (no download).",
+        help="fit and cluster the bundled digits, next to KMeans on raw pixels",
+        description="Fit WLSC on scikit-learn's digits (no download), cluster the codes, "
+        "print ACC, NMI and ARI next to KMeans on raw pixels, and save a figure.",
     )
-    demo.add_argument("--n-components", type=int, default=64, help="number of atoms (default 64)")
-    demo.add_argument("--alpha", type=float, default=0.5, help="locality penalty (default 0.5)")
-    demo.add_argument("--random-state", type=int, default=0, help="seed (default 0)")
-    demo.set_defaults(func=_demo)
+    p.add_argument(
+        "-o",
+        "--output",
+        default="wlsc-demo.png",
+        help="figure file, or 'none' (default wlsc-demo.png)",
+    )
+    p.add_argument("--random-state", type=int, default=0, help="seed (default 0)")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser(
+        "fit",
+        help="learn a dictionary and save the model",
+        description="Fit WeightedL1SparseCoder on DATA and save it with joblib.",
+    )
+    add_data(p)
+    p.add_argument(
+        "--n-components", type=int, default=None, help="number of atoms (default: n_features)"
+    )
+    p.add_argument("--alpha", type=float, default=0.5, help="locality penalty (default 0.5)")
+    p.add_argument(
+        "--max-iter", type=int, default=100, help="maximum alternating iterations (default 100)"
+    )
+    p.add_argument("--random-state", type=int, default=0, help="seed (default 0)")
+    p.add_argument("-o", "--output", required=True, help="model file to write (.joblib)")
+    p.set_defaults(func=cmd_fit)
+
+    p = sub.add_parser(
+        "transform",
+        help="encode data with a saved model",
+        description="Encode DATA with a model saved by 'wlsc fit'.",
+    )
+    p.add_argument("model", help="model file written by 'wlsc fit'")
+    add_data(p)
+    p.add_argument(
+        "--algorithm",
+        choices=["exact", "unrolled"],
+        default=None,
+        help="encoder (default: the model's)",
+    )
+    p.add_argument("-o", "--output", required=True, help="codes file to write (.npy or .csv)")
+    p.set_defaults(func=cmd_transform)
+
+    p = sub.add_parser(
+        "cluster",
+        help="cluster data through its codes",
+        description="Cluster DATA with SimplexSpectralClustering.",
+    )
+    add_data(p)
+    p.add_argument("--n-clusters", type=int, required=True, help="number of clusters")
+    p.add_argument("--random-state", type=int, default=0, help="seed (default 0)")
+    p.add_argument("-o", "--output", required=True, help="labels file to write (.npy or .csv)")
+    p.set_defaults(func=cmd_cluster)
+
+    p = sub.add_parser(
+        "receptive-fields",
+        help="learn atoms on natural image patches and fit Gabors (Figure 1A)",
+        description="Train WLSC on whitened patches of the images bundled with the "
+        "installed packages, fit 2-D Gabors to the atoms and summarize them.",
+    )
+    p.add_argument("--patch-size", type=int, default=12, help="patch side in pixels (default 12)")
+    p.add_argument(
+        "--n-patches", type=int, default=20000, help="number of training patches (default 20000)"
+    )
+    p.add_argument("--n-components", type=int, default=64, help="number of atoms (default 64)")
+    p.add_argument(
+        "--alpha", type=float, default=0.7, help="locality penalty (default 0.7, the paper's)"
+    )
+    p.add_argument(
+        "--max-iter", type=int, default=50, help="maximum alternating iterations (default 50)"
+    )
+    p.add_argument("--random-state", type=int, default=0, help="seed (default 0)")
+    p.add_argument(
+        "-o", "--output", default="wlsc-receptive-fields.png", help="figure file, or 'none'"
+    )
+    p.set_defaults(func=cmd_receptive_fields)
     return parser
 
 
@@ -73,9 +428,13 @@ def main(argv=None):
         return 2
     try:
         return args.func(args)
-    except (ValueError, TypeError, OSError) as exc:
+    except CLIError as exc:
         print(f"wlsc {args.command}: error: {exc}", file=sys.stderr)
-        return 1
+    except (ValueError, TypeError, OSError, MemoryError, ImportError) as exc:
+        print(f"wlsc {args.command}: error: {exc}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print(f"wlsc {args.command}: interrupted", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,113 @@
+"""The ``wlsc`` command, end to end through subprocesses."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+
+def wlsc(*args, cwd=None):
+    return subprocess.run(
+        [sys.executable, "-m", "sklearn_wlsc", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=cwd,
+    )
+
+
+@pytest.fixture(scope="module")
+def data_files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("cli")
+    rng = np.random.default_rng(0)
+    centers = 5 * rng.standard_normal((3, 4))
+    Y = centers[rng.integers(0, 3, 90)] + rng.standard_normal((90, 4))
+    np.save(d / "Y.npy", Y)
+    np.savez(d / "Y.npz", X=Y)
+    np.savetxt(d / "Y.csv", Y, delimiter=",", header="a,b,c,d", comments="")
+    bad = Y.copy()
+    bad[3, 1] = np.nan
+    np.save(d / "nan.npy", bad)
+    np.save(d / "vector.npy", Y[:, 0])
+    np.save(d / "narrow.npy", Y[:, :3])
+    return d
+
+
+def _one_error_line(result, *fragments):
+    assert result.returncode == 1, result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def test_help_on_every_subcommand():
+    for sub in ("", "demo", "fit", "transform", "cluster", "receptive-fields"):
+        result = wlsc(*([sub] if sub else []), "--help")
+        assert result.returncode == 0, result.stderr
+        assert "usage: wlsc" in result.stdout
+
+
+def test_fit_then_transform(data_files, tmp_path):
+    model = tmp_path / "model.joblib"
+    for ext in ("npy", "npz", "csv"):
+        result = wlsc("fit", data_files / f"Y.{ext}", "--n-components", 5, "-o", model)
+        assert result.returncode == 0, result.stderr
+        assert "fitted 5 atoms on 90 x 4 data" in result.stdout
+    # piped output: progress as plain lines, one per iteration
+    assert "iteration 0/" in result.stderr
+    codes_path = tmp_path / "codes.npy"
+    result = wlsc("transform", model, data_files / "Y.npy", "-o", codes_path)
+    assert result.returncode == 0, result.stderr
+    codes = np.load(codes_path)
+    assert codes.shape == (90, 5)
+    np.testing.assert_allclose(codes.sum(axis=1), 1.0)
+    import joblib
+
+    np.testing.assert_allclose(codes, joblib.load(model).transform(np.load(data_files / "Y.npy")))
+
+
+class _InProcess:
+    """The result of ``main(argv)`` run in this process, shaped like a
+    CompletedProcess: the error paths need no interpreter start-up."""
+
+    def __init__(self, argv, capsys):
+        from sklearn_wlsc._cli import main
+
+        self.returncode = main([str(a) for a in argv])
+        captured = capsys.readouterr()
+        self.stdout, self.stderr = captured.out, captured.err
+
+
+def test_error_in_a_subprocess_is_one_line(data_files, tmp_path):
+    _one_error_line(
+        wlsc("fit", tmp_path / "missing.npy", "-o", tmp_path / "m.joblib"), "no such file"
+    )
+
+
+def test_errors_are_one_line(data_files, tmp_path, capsys):
+    model = tmp_path / "model.joblib"
+
+    def wlsc(*argv):
+        return _InProcess(argv, capsys)
+
+    assert wlsc("fit", data_files / "Y.npy", "--n-components", 3, "-o", model).returncode == 0
+    _one_error_line(wlsc("fit", tmp_path / "missing.npy", "-o", model), "no such file")
+    _one_error_line(wlsc("fit", data_files / "nan.npy", "-o", model), "NaN")
+    _one_error_line(wlsc("fit", data_files / "vector.npy", "-o", model), "expected 2-D")
+    _one_error_line(
+        wlsc("transform", model, data_files / "narrow.npy", "-o", tmp_path / "c.npy"),
+        "3 features",
+        "fitted on 4",
+    )
+    _one_error_line(
+        wlsc("transform", data_files / "Y.npy", data_files / "Y.npy", "-o", tmp_path / "c.npy"),
+        "cannot load a model",
+    )
+    _one_error_line(wlsc("fit", data_files / "Y.npy", "--alpha", -1, "-o", model), "alpha")
+    _one_error_line(
+        wlsc("cluster", data_files / "Y.npy", "--n-clusters", 1000, "-o", tmp_path / "l.npy"),
+        "fewer than --n-clusters",
+    )
