@@ -40,3 +40,20 @@ def make_problem(rng, n=40, d=6, m=8, dtype=np.float64):
     Y = atoms[labels] + 0.3 * rng.standard_normal((n, d))
     A = atoms + 0.1 * rng.standard_normal((m, d))
     return Y.astype(dtype), A.astype(dtype)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _torch_single_thread():
+    """torch's intra-op threads fight numba's and BLAS's for two cores in CI;
+    the tests run torch on one thread."""
+    if "torch" not in BACKENDS:
+        yield
+        return
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)

@@ -27,7 +27,8 @@ _INSTANCES = {}
 BACKENDS = ("auto", *_REGISTRY)
 
 
-def _is_torch_tensor(obj):
+def is_torch_tensor(obj):
+    """Whether ``obj`` is a torch tensor, without importing torch."""
     module = type(obj).__module__
     return module.startswith("torch") and type(obj).__name__ in ("Tensor", "Parameter")
 
@@ -40,7 +41,7 @@ def resolve_backend_name(name, *arrays, device=None):
     """
     if name != "auto":
         return name
-    if any(_is_torch_tensor(a) for a in arrays):
+    if any(is_torch_tensor(a) for a in arrays):
         return "torch"
     if device is not None and str(device) != "cpu":
         return "torch"
@@ -68,7 +69,9 @@ def get_backend(name="auto", *arrays, device=None):
     name = resolve_backend_name(name, *arrays, device=device)
     if name not in _REGISTRY:
         raise ValueError(f"Unknown backend {name!r}; expected one of {sorted(BACKENDS)}.")
-    key = (name, None if name != "torch" else str(device or "cpu"))
+    # device=None (follow the tensors' device) and "cpu" are distinct torch
+    # backends
+    key = (name, None if name != "torch" else str(device))
     backend = _INSTANCES.get(key)
     if backend is None:
         module_name, class_name = _REGISTRY[name]

@@ -15,10 +15,12 @@ through them):
   :func:`sample_objective`: the tensor versions of ``_objective``;
 - :func:`unrolled_encode`: the K-Deep Simplex network, the same operations
   in the same order as ``_numpy.unrolled_encode``;
-- :func:`exact_encode`: restarted FISTA batched over rows, alternated with a
-  batched primal active set started from FISTA's support (a Newton step on
-  each row's support, as the numba kernel does one row at a time). A row
-  stops when its Frank–Wolfe gap is at most its tolerance.
+- :func:`exact_encode`: the numba kernel's primal active set (a Newton step
+  on each row's support, coordinates added and dropped one at a time),
+  batched over rows: every step solves all the rows' small support systems
+  at once. Rows whose support turns singular (affinely dependent atoms) fall
+  back to restarted FISTA and retry. A row stops when its Frank–Wolfe gap is
+  at most its tolerance.
 
 Every function trusts its inputs: finite floating-point tensors of matching
 shapes, dtypes and devices.
@@ -31,7 +33,7 @@ import numpy as np
 from ._base import Backend, momentum_schedule
 
 _MISSING_TORCH = (
-    'The torch backend requires PyTorch, which is not installed; install it with '
+    "The torch backend requires PyTorch, which is not installed; install it with "
     '`pip install "sklearn-wlsc[torch]"` (or see https://pytorch.org for GPU builds).'
 )
 
@@ -47,11 +49,10 @@ def import_torch():
 
 
 def _numpy_dtype(dtype):
-    """The numpy dtype of a torch floating dtype."""
+    """The numpy dtype of a torch floating dtype (float32 for bfloat16)."""
     torch = import_torch()
-    return np.dtype(
-        {torch.float16: np.float16, torch.float32: np.float32, torch.float64: np.float64}[dtype]
-    )
+    known = {torch.float16: np.float16, torch.float32: np.float32, torch.float64: np.float64}
+    return np.dtype(known.get(dtype, np.float32))
 
 
 def resolve_device(device):
@@ -138,14 +139,16 @@ def lipschitz_constant(A):
     """``λ_max`` of the centered atoms' Gram matrix, as a Python float.
 
     The same quantity as :func:`sklearn_wlsc._objective.lipschitz_constant`,
-    computed in ``A``'s dtype (on the CPU for MPS tensors); 1.0 when all atoms
-    coincide. Not differentiated.
+    computed in ``A``'s dtype (float32 for half precision; on the CPU for MPS
+    tensors); 1.0 when all atoms coincide. Not differentiated.
     """
     torch = import_torch()
     with torch.no_grad():
         A = A.detach()
         if A.device.type == "mps":
             A = A.cpu()
+        if A.dtype not in (torch.float32, torch.float64):
+            A = A.float()  # eigvalsh has no half-precision kernels
         if A.numel() == 0:
             return 1.0
         Ac = A - A.mean(dim=0)
@@ -268,42 +271,48 @@ def _gap(X, G, C):
     return (X * g).sum(dim=1) - g.amin(dim=1), g
 
 
-def _support_minimizer(G, C, mask, shift, eps, ridge=0.0):
+def _support_minimizer(G, C, sup, valid, shift, eps, ridge=0.0):
     """Minimize ``½ xᵀGx − c·x`` subject to ``Σx = 1`` and ``x_j = 0`` off
-    ``mask``, row by row, batched.
+    each row's support, batched.
 
-    Each row's problem is gathered into a ``k × k`` block (``k`` the largest
-    support in the batch, smaller supports padded with ``shift·I``) and
-    solved by Cholesky on ``G_SS + shift·11ᵀ`` (+ ``ridge·I``), whose
-    minimizer on the affine set is the same. Returns the minimizers (zero off
-    the support) and whether each row's factorization was well defined
-    (every pivot above ``eps``).
+    Row ``i``'s support is ``sup[i, valid[i]]`` (shape (b, k), padding
+    after the valid entries). Its problem is gathered into a ``k × k`` block,
+    padded with ``shift·I``, and solved by Cholesky on
+    ``G_SS + shift·11ᵀ`` (+ ``ridge·I``), whose minimizer on the affine set
+    is the same. Returns the minimizers on the support (shape (b, k), zero
+    on padding) and whether each factorization was well defined (every
+    pivot above ``eps``).
     """
     torch = import_torch()
-    b, m = C.shape
-    counts = mask.sum(dim=1)
-    k = int(counts.max())
-    # support indices first, in increasing order; padding after them
-    order = torch.argsort((~mask).to(torch.int8), dim=1, stable=True)[:, :k]
-    valid = torch.arange(k, device=C.device)[None, :] < counts[:, None]
     both = valid[:, :, None] & valid[:, None, :]
-    M = torch.where(both, G[order[:, :, None], order[:, None, :]] + shift, 0.0)
+    M = torch.where(both, G[sup[:, :, None], sup[:, None, :]] + shift, 0.0)
     M = M + torch.diag_embed(shift - (shift - ridge) * valid.to(C.dtype))
     Lc, info = torch.linalg.cholesky_ex(M)
     ok = (info == 0) & (Lc.diagonal(dim1=1, dim2=2).square().amin(dim=1) > eps)
-    ones = valid.to(C.dtype)
-    rhs = torch.stack([torch.where(valid, C.gather(1, order), 0.0), ones], dim=2)
+    rhs = torch.stack([torch.where(valid, C.gather(1, sup), 0.0), valid.to(C.dtype)], dim=2)
     sol = torch.cholesky_solve(rhs, Lc)
     u, w = sol[..., 0], sol[..., 1]
     lam = (1.0 - u.sum(dim=1)) / w.sum(dim=1)
     xs = torch.where(valid, u + lam[:, None] * w, 0.0)
     ok &= torch.isfinite(xs).all(dim=1)
-    X = torch.zeros_like(C).scatter_(1, order, torch.where(ok[:, None], xs, 0.0))
-    return X, ok
+    return torch.where(ok[:, None], xs, 0.0), ok
+
+
+def _compact(sup, keep):
+    """Move the kept entries of each row of ``sup`` first (stable); returns
+    the reordered indices, the new validity mask and the counts."""
+    torch = import_torch()
+    perm = torch.argsort((~keep).to(torch.int8), dim=1, stable=True)
+    counts = keep.sum(dim=1)
+    k = max(int(counts.max()), 1) if counts.numel() else 1
+    sup = sup.gather(1, perm)[:, :k]
+    valid = torch.arange(k, device=sup.device)[None, :] < counts[:, None]
+    return sup, valid
 
 
 def _active_set(G, C, X, tol, shift, eps, max_steps):
-    """A primal active set batched over rows, started from feasible ``X``.
+    """A primal active set batched over rows, started from feasible ``X``:
+    the numba kernel's method, one step for every row at a time.
 
     Each step solves the equality-constrained problem on each row's support
     (:func:`_support_minimizer`) and moves towards its solution until a
@@ -311,67 +320,89 @@ def _active_set(G, C, X, tol, shift, eps, max_steps):
     whose gap exceeds ``tol`` it adds the coordinate of most negative
     gradient. Rows leave when certified (gap ≤ tol), when their support's
     Gram matrix is singular even with a tiny ridge, or when a step fails to
-    decrease the objective; those return unchanged from their last good
-    point. Returns the codes, the gaps and the number of steps taken.
+    decrease the objective; those keep their last good point.
+
+    Returns
+    -------
+    X : Tensor of shape (b, m)
+    gap : Tensor of shape (b,)
+    n_steps : int
     """
     torch = import_torch()
     X = X.clone()
-    gap, _ = _gap(X, G, C)
-    mask = X > 0
+    gap, g = _gap(X, G, C)
+    f = 0.5 * ((X * g).sum(dim=1) - (X * C).sum(dim=1))
+    sup, valid = _compact(torch.arange(X.shape[1], device=X.device).expand_as(X), X > 0)
     rows = torch.arange(X.shape[0], device=X.device)
     ridge = 1e-13 * shift
     n_steps = 0
     while rows.numel() and n_steps < max_steps:
         n_steps += 1
-        x, c, mk, tl = X[rows], C[rows], mask[rows], tol[rows]
-        x_hat, ok = _support_minimizer(G, c, mk, shift, eps)
+        x, c, tl, f_old = X[rows], C[rows], tol[rows], f[rows]
+        xs = x.gather(1, sup) * valid
+        xs_hat, ok = _support_minimizer(G, c, sup, valid, shift, eps)
         if not bool(ok.all()):
-            # singular support (affinely dependent atoms): minimum of a
+            # singular support (affinely dependent atoms): the minimizer of a
             # slightly regularized problem, certified or rejected below
             bad = ~ok
-            x_r, ok_r = _support_minimizer(G, c[bad], mk[bad], shift, 0.0, ridge)
-            x_hat[bad] = x_r
-            ok[bad] = ok_r
-        p = x_hat - x
-        ratio = torch.where(p < 0, x / -p, torch.inf)
+            xs_hat[bad], ok[bad] = _support_minimizer(
+                G, c[bad], sup[bad], valid[bad], shift, 0.0, ridge
+            )
+        p = xs_hat - xs
+        ratio = torch.where(valid & (p < 0), xs / -p, torch.inf)
         t, blocking = ratio.min(dim=1)
         full = t >= 1.0
-        t = t.clamp(max=1.0)
-        x_new = x + t[:, None] * p
-        x_new[~full, blocking[~full]] = 0.0
-        x_new.clamp_(min=0.0)
-        x_new /= x_new.sum(dim=1, keepdim=True)
-        f_old = (0.5 * (x @ G) - c).mul_(x).sum(dim=1)
-        f_new = (0.5 * (x_new @ G) - c).mul_(x_new).sum(dim=1)
-        ok &= torch.isfinite(x_new).all(dim=1) & (f_new <= f_old + 0.5 * tl)
-        g_new = x_new @ G - c
-        gap_new = (x_new * g_new).sum(dim=1) - g_new.amin(dim=1)
-        x_new = torch.where(ok[:, None], x_new, x)
-        gap_new = torch.where(ok, gap_new, gap[rows])
+        xs_new = xs + t.clamp(max=1.0)[:, None] * p
+        xs_new[~full, blocking[~full]] = 0.0
+        xs_new = torch.where(valid, xs_new.clamp(min=0.0), 0.0)
+        xs_new /= xs_new.sum(dim=1, keepdim=True)
+        # padding adds zeros, so duplicate padded indices are harmless
+        x_new = torch.zeros_like(x).scatter_add_(1, sup, xs_new)
+        gap_new, g_new = _gap(x_new, G, c)
+        f_new = 0.5 * ((x_new * g_new).sum(dim=1) - (x_new * c).sum(dim=1))
+        ok &= torch.isfinite(f_new) & (f_new <= f_old + 0.5 * tl)
         certified = ok & (gap_new <= tl)
-        new_mask = mk & (x_new > 0)
+        X[rows] = torch.where(ok[:, None], x_new, x)
+        gap[rows] = torch.where(ok, gap_new, gap[rows])
+        f[rows] = torch.where(ok, f_new, f_old)
+        # grow the support of rows at their support's minimizer
         j = g_new.argmin(dim=1)
+        keep = valid & (xs_new > 0)
         grow = ok & full & ~certified
-        stuck = grow & new_mask.gather(1, j[:, None])[:, 0]
+        stuck = grow & ((sup == j[:, None]) & keep).any(dim=1)
         grow &= ~stuck
-        new_mask[grow, j[grow]] = True
-        X[rows] = x_new
-        gap[rows] = gap_new
-        mask[rows] = new_mask
-        rows = rows[ok & ~certified & ~stuck]
+        go_on = ok & ~certified & ~stuck
+        if not bool(go_on.any()):
+            break
+        sup, valid = _compact(sup[go_on], keep[go_on])
+        grow, j = grow[go_on], j[go_on]
+        counts = valid.sum(dim=1)
+        if bool((grow & (counts == sup.shape[1])).any()):
+            sup = torch.cat([sup, sup[:, :1]], dim=1)
+            valid = torch.cat([valid, valid[:, :1] & False], dim=1)
+        slot = torch.where(grow, counts, sup.shape[1] - 1)
+        sup = sup.scatter(
+            1, slot[:, None], torch.where(grow, j, sup.gather(1, slot[:, None])[:, 0])[:, None]
+        )
+        valid = valid.scatter(
+            1, slot[:, None], (grow | valid.gather(1, slot[:, None])[:, 0])[:, None]
+        )
+        rows = rows[go_on]
     return X, gap, n_steps
 
 
-def exact_encode(G, C, tol, max_iter, *, warm_steps=20, polish_steps=None):
+def exact_encode(G, C, tol, max_iter, X0=None, *, warm_steps=0, fista_steps=20, polish_steps=None):
     """Exact encoder batched over rows: codes with Frank–Wolfe gap ≤ ``tol``.
 
-    Rounds of restarted FISTA (``warm_steps`` steps in the first round,
-    doubling up to 400) alternate with a batched active set started from
-    FISTA's iterate (:func:`_active_set`, at most ``polish_steps`` steps,
-    default ``2 m + 10``). A row leaves as soon as its gap is certified;
-    an uncertified row restarts FISTA from the active set's point, which is
-    never worse. FISTA alone converges, so the singular cases the active
-    set rejects still finish, only more slowly.
+    The batched active set (:func:`_active_set`, at most ``polish_steps``
+    steps, default ``2 m + 10``) starts from the rows of ``X0`` that have a
+    positive entry (clipped at zero and normalized), else from each row's
+    best vertex, as the numba kernel does (after ``warm_steps`` steps of
+    restarted FISTA when positive). The rows it cannot certify (a singular
+    support, met with affinely dependent atoms) run ``fista_steps`` steps of
+    FISTA (doubling each round, up to 400) and try the active set again from
+    FISTA's support. FISTA alone converges, so they finish too, only more
+    slowly.
 
     Parameters
     ----------
@@ -381,6 +412,8 @@ def exact_encode(G, C, tol, max_iter, *, warm_steps=20, polish_steps=None):
         Absolute gap tolerance of each row.
     max_iter : int
         Cap on the total number of batched steps (FISTA and active set).
+    X0 : Tensor of shape (n, m) or None
+        Warm start; rows of zeros start cold.
 
     Returns
     -------
@@ -401,24 +434,38 @@ def exact_encode(G, C, tol, max_iter, *, warm_steps=20, polish_steps=None):
     shift = float(G.diagonal().amax()) if m else 1.0
     shift = shift if shift > 0.0 else 1.0
     eps = 1e-12 * 2.0 * shift
-    X = project_simplex(C / L)
-    Z = X.clone()
+    # the best vertex, as the numba kernel starts, or the warm start
+    j0 = (0.5 * G.diagonal() - C).argmin(dim=1)
+    X = torch.zeros_like(C).scatter_(1, j0[:, None], 1.0)
+    if X0 is not None:
+        X0 = X0.to(C).clamp(min=0.0)
+        total = X0.sum(dim=1, keepdim=True)
+        X = torch.where(total > 0, X0 / total, X)
     t = torch.ones(n, dtype=C.dtype, device=C.device)
+    n_iter = 0
+    if warm_steps > 0:
+        n_iter = min(warm_steps, max_iter)
+        X, _, _ = _fista_steps(G, C, X, X.clone(), t, inv_L, n_iter)
+    Z = X.clone()
     gap = torch.full((n,), torch.inf, dtype=C.dtype, device=C.device)
     todo = torch.arange(n, device=C.device)
-    n_iter = 0
-    k = warm_steps
-    while todo.numel() and n_iter < max_iter:
-        c, tl = C[todo], tol[todo]
-        k = min(k, max_iter - n_iter)
-        x, z, tt = _fista_steps(G, c, X[todo], Z[todo], t[todo], inv_L, k)
-        n_iter += k
+    k = fista_steps
+    first = True
+    while todo.numel() and (first or n_iter < max_iter):
+        c, tl, x = C[todo], tol[todo], X[todo]
+        z, tt = Z[todo], t[todo]
+        if not first:
+            steps = min(k, max_iter - n_iter)
+            x, z, tt = _fista_steps(G, c, x, z, tt, inv_L, steps)
+            n_iter += steps
+            k = min(2 * k, 400)
+        first = False
         gap_f, _ = _gap(x, G, c)
         x_p, gap_p, steps = _active_set(
             G, c, x, tl, shift, eps, min(polish_steps, max(max_iter - n_iter, 1))
         )
         n_iter += steps
-        # the active set never increases f; restart FISTA from its point
+        # the active set never increases f; FISTA restarts from its point
         moved = (x_p != x).any(dim=1)
         z = torch.where(moved[:, None], x_p, z)
         tt = torch.where(moved, 1.0, tt)
@@ -427,7 +474,6 @@ def exact_encode(G, C, tol, max_iter, *, warm_steps=20, polish_steps=None):
         g = torch.where(use_p, gap_p, gap_f)
         X[todo], Z[todo], t[todo], gap[todo] = x, z, tt, g
         todo = todo[g > tl]
-        k = min(2 * k, 400)
     return X, gap, n_iter
 
 
@@ -449,13 +495,17 @@ class TorchBackend(Backend):
     numpy in, numpy out (:meth:`encode`); tensors in, tensors out on the
     input's device (:meth:`encode_tensor`). The unrolled encoder runs in the
     input's dtype; the exact encoder always runs in float64 (on the CPU for
-    MPS, which has no float64) and casts the codes back.
+    MPS, which has no float64) and casts the codes back. Rows are encoded in
+    chunks of at most ``2**26 / m`` rows, which bounds the working memory.
     """
 
     name = "torch"
 
+    # elements of one (rows, m) working array; bounds the rows of a chunk
+    chunk_elements = 2**26
+
     def __init__(self, device=None):
-        self._torch = import_torch()
+        import_torch()
         self.device = resolve_device(device)
 
     # -- conversions -------------------------------------------------------
@@ -465,18 +515,20 @@ class TorchBackend(Backend):
             return self.device
         if tensor is not None:
             return tensor.device
-        return self._torch.device("cpu")
+        return import_torch().device("cpu")
 
-    def _to_tensor(self, array, device, dtype=None):
-        torch = self._torch
+    @staticmethod
+    def _to_tensor(array, device, dtype=None):
+        torch = import_torch()
         if isinstance(array, torch.Tensor):
             return array.to(device=device, dtype=dtype)
         array = np.asarray(array)
-        if array.flags.writeable and all(s >= 0 for s in array.strides):
-            tensor = torch.from_numpy(array)
-        else:  # read-only or negative strides: torch cannot share the memory
-            tensor = torch.from_numpy(np.array(array))
-        return tensor.to(device=device, dtype=dtype)
+        if not (
+            array.flags.writeable and array.dtype.isnative and all(s >= 0 for s in array.strides)
+        ):
+            # torch cannot share read-only, byte-swapped or reversed memory
+            array = np.array(array, dtype=array.dtype.newbyteorder("="))
+        return torch.from_numpy(array).to(device=device, dtype=dtype)
 
     @staticmethod
     def _to_numpy(tensor):
@@ -484,22 +536,43 @@ class TorchBackend(Backend):
 
     # -- encoders ------------------------------------------------------------
 
-    def encode(self, Y, A, alpha, *, algorithm, n_layers, tol, max_iter):
+    def encode(self, Y, A, alpha, *, algorithm, n_layers, tol, max_iter, init_codes=None):
         """Encode numpy rows on :attr:`device`; numpy codes in ``Y``'s dtype.
 
         Same contract as :meth:`Backend.encode`.
         """
         device = self._compute_device()
         Yt = self._to_tensor(Y, device)
-        At = self._to_tensor(A, device, dtype=Yt.dtype)
+        X0 = None
+        if init_codes is not None and algorithm == "exact":
+            X0 = self._to_tensor(init_codes, device)
         X, gap = self.encode_tensor(
-            Yt, At, alpha, algorithm=algorithm, n_layers=n_layers, tol=tol, max_iter=max_iter
+            Yt,
+            self._to_tensor(A, device, dtype=Yt.dtype),
+            alpha,
+            algorithm=algorithm,
+            n_layers=n_layers,
+            tol=tol,
+            max_iter=max_iter,
+            init_codes=X0,
         )
         return self._to_numpy(X), None if gap is None else self._to_numpy(gap)
 
-    def encode_tensor(self, Y, A, alpha, *, algorithm="unrolled", n_layers=50, tol=1e-10,
-                      max_iter=None):
+    def encode_tensor(
+        self,
+        Y,
+        A,
+        alpha,
+        *,
+        algorithm="unrolled",
+        n_layers=50,
+        tol=1e-10,
+        max_iter=None,
+        init_codes=None,
+    ):
         """Encode the rows of a tensor ``Y`` on the simplex for the atoms ``A``.
+
+        Computes on :attr:`device` (``Y``'s device when it is None).
 
         Parameters
         ----------
@@ -512,6 +585,9 @@ class TorchBackend(Backend):
             Relative duality-gap tolerance of the exact encoder.
         max_iter : int or None
             Step cap of the exact encoder (``None``: ``20 m + 100``).
+        init_codes : Tensor or ndarray of shape (n_samples, n_components), \
+                default=None
+            Warm start of the exact encoder (rows of zeros start cold).
 
         Returns
         -------
@@ -520,39 +596,79 @@ class TorchBackend(Backend):
         gap : Tensor of shape (n_samples,) or None
             Relative gaps of the exact encoder (float64, on ``Y``'s device).
         """
-        torch = self._torch
+        torch = import_torch()
         out_device = Y.device
         device = self._compute_device(Y)
+        if device.type == "mps" and Y.dtype == torch.float64 and algorithm == "unrolled":
+            raise TypeError("MPS has no float64: pass float32 data to encode on the MPS device.")
+        n, m = Y.shape[0], A.shape[0]
+        exact = algorithm != "unrolled"
         with torch.no_grad():
-            Y = Y.detach().to(device)
             A = self._to_tensor(A, device, dtype=Y.dtype).detach()
-            if Y.shape[0] == 0:
-                X = Y.new_zeros((0, A.shape[0]), device=out_device)
-                gap = None if algorithm == "unrolled" else X.new_zeros(0, dtype=torch.float64)
-                return X, gap
-            if algorithm == "unrolled":
-                G, C = encoder_terms(Y, A, alpha)
-                X = unrolled_encode(G, C, 1.0 / lipschitz_constant(A), n_layers)
-                return X.to(out_device), None
-            if max_iter is None:
-                max_iter = 20 * A.shape[0] + 100
-            exact_device = torch.device("cpu") if device.type == "mps" else device
-            Y64 = Y.to(exact_device, torch.float64)
-            A64 = A.to(exact_device, torch.float64)
-            G, C = encoder_terms(Y64, A64, alpha)
-            scale = gap_scale(Y64, A64, alpha)
-            X, gap, _ = exact_encode(G, C, tol * scale, int(max_iter))
-            return X.to(device=out_device, dtype=Y.dtype), (gap / scale).to(out_device)
+            if exact:
+                if max_iter is None:
+                    max_iter = 20 * m + 100
+                exact_device = torch.device("cpu") if device.type == "mps" else device
+                A64 = A.to(exact_device, torch.float64)
+                G64 = A64 @ A64.T
+                if init_codes is not None:
+                    init_codes = self._to_tensor(init_codes, exact_device, torch.float64)
+            else:
+                G = A @ A.T
+                step = 1.0 / lipschitz_constant(A)
+            X = torch.empty((n, m), dtype=Y.dtype, device=out_device)
+            gap = torch.empty(n, dtype=torch.float64, device=out_device) if exact else None
+            rows = max(1, self.chunk_elements // max(m, 1))
+            for start in range(0, n, rows):
+                Yc = Y[start : start + rows].detach().to(device)
+                if not exact:
+                    C = Yc @ A.T
+                    C = C * (1.0 + 2.0 * alpha) - alpha * G.diagonal()
+                    X[start : start + rows] = unrolled_encode(G, C, step, n_layers)
+                    continue
+                Y64 = Yc.to(exact_device, torch.float64)
+                C = (Y64 @ A64.T) * (1.0 + 2.0 * alpha) - alpha * G64.diagonal()
+                scale = gap_scale(Y64, A64, alpha)
+                X0 = None if init_codes is None else init_codes[start : start + rows]
+                Xc, gc, _ = exact_encode(G64, C, tol * scale, int(max_iter), X0)
+                X[start : start + rows] = Xc
+                gap[start : start + rows] = gc / scale
+        return X, gap
+
+    def encode_tensor_pass(self, Y, A, alpha, **kwargs):
+        """:meth:`encode_tensor` on rows centered at the atoms' mean and scaled
+        by a power of two (exact in floating point), as
+        ``_dict_learning.encode_pass`` does for arrays, so that tensors and
+        arrays give the same codes. Returns the codes only."""
+        import math
+
+        torch = import_torch()
+        with torch.no_grad():
+            A = self._to_tensor(A, Y.device, dtype=Y.dtype)
+            shift = A.mean(dim=0)
+            A_c = A - shift
+            Y_c = Y.detach() - shift
+            top = max(
+                float(A_c.abs().max()) if A_c.numel() else 0.0,
+                float(Y.abs().max()) + float(shift.abs().max()) if Y.numel() else 0.0,
+            )
+            if top > 0.0 and math.isfinite(top):
+                factor = math.ldexp(1.0, -math.frexp(top)[1] + 1)
+                A_c = A_c * factor
+                Y_c = Y_c * factor
+        X, _ = self.encode_tensor(Y_c, A_c, alpha, **kwargs)
+        return X
 
     def _unrolled(self, G, C, L, n_layers):
+        torch = import_torch()
         device = self._compute_device()
         Ct = self._to_tensor(C, device)
-        with self._torch.no_grad():
+        with torch.no_grad():
             X = unrolled_encode(self._to_tensor(G, device, Ct.dtype), Ct, 1.0 / L, n_layers)
         return self._to_numpy(X)
 
-    def _exact(self, G, C, scale, tol, max_iter):
-        torch = self._torch
+    def _exact(self, G, C, scale, tol, max_iter, X0=None):
+        torch = import_torch()
         device = self._compute_device()
         if device.type == "mps":
             device = torch.device("cpu")
@@ -560,7 +676,8 @@ class TorchBackend(Backend):
             Ct = self._to_tensor(C, device, torch.float64)
             Gt = self._to_tensor(G, device, torch.float64)
             tl = self._to_tensor(tol * np.asarray(scale, dtype=np.float64), device)
-            X, gap, _ = exact_encode(Gt, Ct, tl, int(max_iter))
+            X0 = None if X0 is None else self._to_tensor(X0, device, torch.float64)
+            X, gap, _ = exact_encode(Gt, Ct, tl, int(max_iter), X0)
         return self._to_numpy(X), self._to_numpy(gap)
 
     # -- other primitives ------------------------------------------------------
@@ -568,30 +685,28 @@ class TorchBackend(Backend):
     def project_simplex(self, V):
         """Project rows onto the simplex; numpy in, numpy out, tensor in,
         tensor out (on the input's device)."""
-        torch = self._torch
-        if isinstance(V, torch.Tensor):
-            with torch.no_grad():
-                return project_simplex(V.to(self._compute_device(V))).to(V.device)
+        torch = import_torch()
         with torch.no_grad():
+            if isinstance(V, torch.Tensor):
+                return project_simplex(V.to(self._compute_device(V))).to(V.device)
             return self._to_numpy(project_simplex(self._to_tensor(V, self._compute_device())))
 
     def dictionary_statistics(self, X, Y):
         """``(XᵀX, Xᵀ1, XᵀY)``; numpy in, numpy out, tensor in, tensor out."""
-        torch = self._torch
-        if isinstance(X, torch.Tensor):
-            device = self._compute_device(X)
-            with torch.no_grad():
-                stats = dictionary_statistics(X.to(device), Y.to(device=device, dtype=X.dtype))
-            return tuple(s.to(X.device) for s in stats)
-        device = self._compute_device()
-        Xt = self._to_tensor(X, device)
-        Yt = self._to_tensor(Y, device, Xt.dtype)
+        torch = import_torch()
         with torch.no_grad():
+            if isinstance(X, torch.Tensor):
+                device = self._compute_device(X)
+                stats = dictionary_statistics(X.to(device), Y.to(device=device, dtype=X.dtype))
+                return tuple(s.to(X.device) for s in stats)
+            device = self._compute_device()
+            Xt = self._to_tensor(X, device)
+            Yt = self._to_tensor(Y, device, Xt.dtype)
             return tuple(self._to_numpy(s) for s in dictionary_statistics(Xt, Yt))
 
     def limit_threads(self, n_jobs):
         """Context manager running torch's CPU kernels on ``n_jobs`` threads."""
-        return _limit_threads(self._torch, n_jobs)
+        return _limit_threads(import_torch(), n_jobs)
 
 
 @contextlib.contextmanager
@@ -614,4 +729,3 @@ def _limit_threads(torch, n_jobs):
         yield
     finally:
         torch.set_num_threads(previous)
-

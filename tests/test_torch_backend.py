@@ -1,0 +1,324 @@
+"""The torch backend and the public torch module, against the numba backend,
+the numpy reference and finite differences."""
+
+import io
+import pickle
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from sklearn_wlsc import _objective, sparse_encode  # noqa: E402
+from sklearn_wlsc._backends import _numpy as numpy_backend  # noqa: E402
+from sklearn_wlsc._backends import _torch as tb  # noqa: E402
+from sklearn_wlsc._backends import get_backend  # noqa: E402
+from sklearn_wlsc._simplex import project_simplex  # noqa: E402
+from sklearn_wlsc.torch import UnrolledWLSC, train_unrolled  # noqa: E402
+
+from .conftest import make_problem  # noqa: E402
+
+ALGORITHMS = ["unrolled", "exact"]
+TORCH_DTYPES = {np.float32: torch.float32, np.float64: torch.float64}
+
+
+def _centered(Y, A):
+    """Samples and atoms centered at the atoms' mean, as ``encode_pass`` encodes."""
+    shift = A.mean(axis=0)
+    return (Y - shift).astype(Y.dtype), (A - shift).astype(A.dtype)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Run torch's CPU kernels on one thread: its OpenMP workers spin-wait
+    and slow down by an order of magnitude when numba's threads (or other
+    processes) compete for the cores."""
+    with tb._limit_threads(torch, 1):
+        yield
+
+
+@pytest.fixture(scope="module")
+def digits():
+    from sklearn.datasets import load_digits
+
+    return load_digits().data
+
+
+# -- parity ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_encode_matches_numba(rng, algorithm, dtype, order):
+    Y, A = make_problem(rng, n=200, d=8, m=12, dtype=dtype)
+    Y, A = np.asarray(Y, order=order), np.asarray(A, order=order)
+    kw = dict(alpha=0.5, algorithm=algorithm, n_layers=50)
+    X_nb = sparse_encode(Y, A, backend="numba", **kw)
+    X_t = sparse_encode(Y, A, backend="torch", **kw)
+    assert X_t.dtype == dtype and X_t.shape == (200, 12)
+    atol = 1e-12 if dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(X_t, X_nb, rtol=0, atol=atol)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_unrolled_matches_numpy_reference(rng, dtype):
+    Y, A = make_problem(rng, n=100, d=6, m=9, dtype=dtype)
+    G, C = _objective.encoder_terms(*_centered(Y, A), 0.3)
+    L = _objective.lipschitz_constant(A)
+    X_ref = numpy_backend.unrolled_encode(G, C, L, 40)
+    X = tb.unrolled_encode(torch.from_numpy(G), torch.from_numpy(C), 1.0 / L, 40).numpy()
+    assert X.dtype == dtype
+    np.testing.assert_allclose(X, X_ref, rtol=0, atol=1e-13 if dtype == np.float64 else 1e-6)
+
+
+@pytest.mark.parametrize("shape", [(300, 64, 64), (200, 3, 40)])
+def test_exact_matches_numba_and_certifies_gap(shape, digits):
+    n, d, m = shape
+    rng = np.random.default_rng(1)
+    if d == 64:
+        Y = digits[rng.integers(0, len(digits), n)] + 0.1 * rng.standard_normal((n, d))
+        A = digits[rng.choice(len(digits), m, replace=False)]
+    else:
+        Y, A = make_problem(rng, n=n, d=d, m=m)
+    backend = get_backend("torch")
+    Yc, Ac = _centered(Y, A)
+    X, gap = backend.encode(Yc, Ac, 0.5, algorithm="exact", n_layers=0, tol=1e-10, max_iter=None)
+    assert np.all(gap <= 1e-10)
+    # recomputed in numpy, in the original coordinates
+    G, C = _objective.encoder_terms(Y, A, 0.5)
+    gap_np = _objective.duality_gap(X, _objective.gradient(X, G, C))
+    assert np.all(gap_np <= 1e-9 * _objective.gap_scale(Y, A, 0.5))
+    X_nb = sparse_encode(Y, A, alpha=0.5, backend="numba")
+    f, f_nb = (_objective.sample_objective(Y, A, Z, 0.5) for Z in (X, X_nb))
+    np.testing.assert_allclose(f, f_nb, rtol=1e-9)
+    if m <= d:  # the minimizer is unique
+        np.testing.assert_allclose(X, X_nb, rtol=0, atol=1e-6)
+
+
+def test_read_only_and_strided_inputs(rng):
+    Y, A = make_problem(rng, n=30, d=5, m=6)
+    X = sparse_encode(Y, A, backend="torch", algorithm="unrolled")
+    Yr = Y.copy()
+    Yr.flags.writeable = False
+    np.testing.assert_array_equal(sparse_encode(Yr, A, backend="torch", algorithm="unrolled"), X)
+    backend = get_backend("torch")
+    Yc, Ac = _centered(Y, A)
+    X1, _ = backend.encode(Yc[::-1], Ac, 0.5, algorithm="unrolled", n_layers=50, tol=0, max_iter=1)
+    X2, _ = backend.encode(Yc, Ac, 0.5, algorithm="unrolled", n_layers=50, tol=0, max_iter=1)
+    np.testing.assert_allclose(X1[::-1], X2, atol=1e-14)
+
+
+# -- tensors in, tensors out -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_encode_tensor_keeps_type_dtype_device(rng, algorithm, dtype):
+    Y, A = make_problem(rng, n=50, d=5, m=7, dtype=dtype)
+    backend = get_backend("torch")
+    Yc, Ac = _centered(Y, A)
+    kw = dict(algorithm=algorithm, n_layers=30, tol=1e-10, max_iter=None)
+    X, gap = backend.encode_tensor(torch.from_numpy(Yc), torch.from_numpy(Ac), 0.5, **kw)
+    assert isinstance(X, torch.Tensor)
+    assert X.dtype == TORCH_DTYPES[dtype] and X.device.type == "cpu"
+    assert (gap is None) == (algorithm == "unrolled")
+    X_np, gap_np = backend.encode(Yc, Ac, 0.5, **kw)
+    np.testing.assert_array_equal(X.numpy(), X_np)
+    if gap is not None:
+        assert gap.dtype == torch.float64
+        np.testing.assert_array_equal(gap.numpy(), gap_np)
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_encode_tensor_chunks_equal_whole(rng, algorithm):
+    Y, A = make_problem(rng, n=101, d=5, m=7)
+    Yc, Ac = (torch.from_numpy(a) for a in _centered(Y, A))
+    X0 = torch.from_numpy(project_simplex(rng.standard_normal((101, 7))))
+    kw = dict(algorithm=algorithm, n_layers=30, tol=1e-12, init_codes=X0)
+    whole = tb.TorchBackend().encode_tensor(Yc, Ac, 0.5, **kw)
+    chunked = tb.TorchBackend()
+    chunked.chunk_elements = 7 * 13  # chunks of 13 rows
+    parts = chunked.encode_tensor(Yc, Ac, 0.5, **kw)
+    torch.testing.assert_close(parts[0], whole[0], rtol=0, atol=1e-12)
+    if algorithm == "exact":
+        assert bool((parts[1] <= 1e-12).all())
+
+
+def test_project_simplex_matches_reference(rng):
+    backend = get_backend("torch")
+    for dtype in (np.float64, np.float32):
+        V = (3.0 * rng.standard_normal((200, 17))).astype(dtype)
+        V[0] = 0.5  # ties
+        ref = project_simplex(V)
+        out = backend.project_simplex(V)
+        assert out.dtype == dtype
+        np.testing.assert_allclose(out, ref, atol=1e-14 if dtype == np.float64 else 1e-6)
+        out_t = backend.project_simplex(torch.from_numpy(V))
+        assert isinstance(out_t, torch.Tensor) and out_t.dtype == TORCH_DTYPES[dtype]
+        np.testing.assert_allclose(out_t.numpy(), ref, atol=1e-14 if dtype == np.float64 else 1e-6)
+
+
+def test_dictionary_statistics(rng):
+    backend = get_backend("torch")
+    X = project_simplex(rng.standard_normal((40, 6)))
+    Y = rng.standard_normal((40, 3))
+    for got in (
+        backend.dictionary_statistics(X, Y),
+        [
+            s.numpy()
+            for s in backend.dictionary_statistics(torch.from_numpy(X), torch.from_numpy(Y))
+        ],
+    ):
+        for a, b in zip(got, _objective.dictionary_statistics(X, Y)):
+            np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-13)
+
+
+def test_device_errors():
+    with pytest.raises(ValueError, match="invalid_device|Invalid"):
+        tb.TorchBackend(device="invalid_device")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="cuda:1"):
+            tb.TorchBackend(device="cuda:1")
+        with pytest.raises(ValueError, match="CUDA"):
+            tb.TorchBackend(device=torch.device("cuda"))
+    assert tb.TorchBackend(device="cpu").device == torch.device("cpu")
+
+
+def test_missing_torch_message_and_lazy_import():
+    code = textwrap.dedent(
+        """
+        import sys
+        import sklearn_wlsc
+        from sklearn_wlsc._backends import get_backend
+        assert "torch" not in sys.modules, "import sklearn_wlsc imported torch"
+        # scikit-learn and SciPy look torch up in sys.modules and fail on
+        # None, so torch is hidden only after they are imported
+        sys.modules["torch"] = None
+        try:
+            get_backend("torch")
+        except ImportError as exc:
+            assert 'pip install "sklearn-wlsc[torch]"' in str(exc), str(exc)
+        else:
+            raise AssertionError("no ImportError")
+        try:
+            import sklearn_wlsc.torch
+        except ImportError as exc:
+            assert 'pip install "sklearn-wlsc[torch]"' in str(exc), str(exc)
+        else:
+            raise AssertionError("no ImportError")
+        """
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+# -- the module ---------------------------------------------------------------------
+
+
+def test_module_codes_equal_backend_codes(rng):
+    Y, A = make_problem(rng, n=60, d=5, m=7)
+    model = UnrolledWLSC(7, 5, alpha=0.4, n_layers=25, dictionary=A)
+    codes, recon = model(torch.from_numpy(Y))
+    X = sparse_encode(Y, A, alpha=0.4, algorithm="unrolled", n_layers=25, backend="torch")
+    np.testing.assert_allclose(codes.detach().numpy(), X, atol=1e-12)
+    np.testing.assert_allclose(recon.detach().numpy(), X @ A, atol=1e-10)
+    loss = float(model.loss(torch.from_numpy(Y), codes).detach())
+    assert loss == pytest.approx(_objective.objective(Y, A, X, 0.4), rel=1e-10)
+    assert model.weight.dtype == torch.float64 and model.step is None
+
+
+@pytest.mark.parametrize("train_step", [False, True])
+def test_module_gradients_match_finite_differences(train_step):
+    rng = np.random.default_rng(3)
+    Y, A = make_problem(rng, n=4, d=3, m=4)
+    y = torch.from_numpy(Y)
+    model = UnrolledWLSC(4, 3, alpha=0.5, n_layers=6, train_step=True, dictionary=A)
+    step0 = model.step.detach().clone()
+
+    class Objective(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = model
+
+        def forward(self, y):
+            return self.model.loss(y, self.model(y)[0])
+
+    wrapper = Objective()
+
+    def objective(weight, step):
+        """F of the module's codes, as a function of its parameters."""
+        params = {"model.weight": weight, "model.step": step if train_step else step0}
+        return torch.func.functional_call(wrapper, params, (y,))
+
+    weight = model.weight.detach().clone().requires_grad_(True)
+    step = step0.clone().requires_grad_(train_step)
+    assert torch.autograd.gradcheck(objective, (weight, step), eps=1e-6, atol=1e-5, rtol=1e-4)
+
+
+def test_module_step_is_recomputed_without_gradient(rng):
+    Y, A = make_problem(rng, n=10, d=4, m=5)
+    model = UnrolledWLSC(5, 4, n_layers=5, dictionary=A)
+    assert model.step_size() == pytest.approx(1.0 / _objective.lipschitz_constant(A))
+    y = torch.from_numpy(Y)
+    model.loss(y, model(y)[0]).backward()
+    assert model.weight.grad is not None and torch.isfinite(model.weight.grad).all()
+
+
+def test_module_state_dict_pickles_to_cpu(rng):
+    Y, A = make_problem(rng, n=30, d=4, m=5, dtype=np.float32)
+    model = UnrolledWLSC(5, 4, n_layers=10, train_step=True, dictionary=A)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    y = torch.from_numpy(Y)
+    for _ in range(3):
+        optimizer.zero_grad()
+        model.loss(y, model(y)[0]).backward()
+        optimizer.step()
+    state = {k: v.cpu() for k, v in model.state_dict().items()}
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    buffer.seek(0)
+    clone = UnrolledWLSC(5, 4, n_layers=10, train_step=True, dtype=torch.float32)
+    clone.load_state_dict(torch.load(buffer, weights_only=True))
+    torch.testing.assert_close(clone(y)[0], model(y)[0])
+    again = pickle.loads(pickle.dumps(model))
+    torch.testing.assert_close(again(y)[0], model(y)[0])
+
+
+# -- training ---------------------------------------------------------------------
+
+
+def test_train_unrolled_lowers_objective_on_digits(digits):
+    rng = np.random.RandomState(0)
+    A0 = digits[rng.choice(len(digits), 64, replace=False)]
+    Y = digits.astype(np.float32)
+    seen = []
+    A, history, n_epochs = train_unrolled(
+        Y,
+        A0,
+        alpha=0.5,
+        n_layers=20,
+        learning_rate=1e-2,
+        batch_size=256,
+        max_epochs=3,
+        tol=0.0,
+        random_state=0,
+        device="cpu",
+        callback=seen.append,
+    )
+    assert n_epochs == 3 and len(history) == 4 and len(seen) == 3
+    assert A.dtype == np.float64 and A.shape == (64, 64)
+    assert all(b < a for a, b in zip(history, history[1:]))
+    assert history[-1] < 0.9 * history[0]
+    # the history is F of the unrolled codes, in the original units
+    X = sparse_encode(digits, A, alpha=0.5, algorithm="unrolled", n_layers=20)
+    assert history[-1] == pytest.approx(_objective.objective(digits, A, X, 0.5), rel=1e-4)
+    # the same seed gives the same atoms
+    kw = dict(alpha=0.5, n_layers=5, learning_rate=1e-2, batch_size=64, max_epochs=1)
+    A2, _, _ = train_unrolled(Y[:300], A0, random_state=0, **kw)
+    A3, _, _ = train_unrolled(Y[:300], A0, random_state=np.random.RandomState(0), **kw)
+    A4, _, _ = train_unrolled(Y[:300], A0, random_state=0, **kw)
+    np.testing.assert_array_equal(A2, A4)
+    assert not np.array_equal(A2, A3)
