@@ -309,18 +309,33 @@ def cmd_receptive_fields(args):
     fit = receptive_fields.fit_gabors(
         coder.components_, (args.patch_size, args.patch_size), random_state=args.random_state
     )
-    stats = receptive_fields.summarize(fit)
+    stats = receptive_fields.summarize_gabor_fits(fit)
     for key, value in stats.items():
         print(f"{key}: {value:.3f}" if isinstance(value, float) else f"{key}: {value}")
     if args.output != "none":
         try:
-            receptive_fields.plot_summary(
-                fit, coder.components_, (args.patch_size,) * 2, args.output
-            )
+            _receptive_fields_figure(args.output, fit, coder.components_, args.patch_size)
             print(f"figure saved to {os.path.abspath(args.output)}")
         except ImportError:
             print("matplotlib is not installed: no figure (pip install 'sklearn-wlsc[plot]')")
     return 0
+
+
+def _receptive_fields_figure(path, fit, atoms, patch_size):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from . import receptive_fields
+
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4.5))
+    receptive_fields.plot_atoms(atoms, (patch_size, patch_size), fit=fit, ax=axes[0])
+    receptive_fields.plot_nx_ny(fit, ax=axes[1], label="WLSC")
+    receptive_fields.plot_phase_histogram(fit, ax=axes[2], label="WLSC")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def build_parser():
