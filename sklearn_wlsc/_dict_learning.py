@@ -24,6 +24,23 @@ from . import _objective
 # rows encoded per chunk: bounds the working memory of a pass
 CHUNK_ROWS = 8192
 
+_BLAS_CONTROLLER = []
+
+
+def single_threaded_blas():
+    """Context manager running BLAS on one thread.
+
+    The BLAS calls of a pass are small (``m × m`` solves, GEMMs on chunks of
+    rows) and sit between parallel numba kernels; a multi-threaded BLAS
+    spins and competes with those kernels' threads for the cores, which made
+    ``fit`` an order of magnitude slower on a busy two-core machine.
+    """
+    if not _BLAS_CONTROLLER:
+        from threadpoolctl import ThreadpoolController
+
+        _BLAS_CONTROLLER.append(ThreadpoolController())
+    return _BLAS_CONTROLLER[0].limit(limits=1, user_api="blas")
+
 
 def power_of_two_scale(*maxima):
     """The power of two closest above the largest of ``maxima`` (or 1.0)."""
@@ -122,7 +139,7 @@ def encode_pass(
         s = np.zeros(m)
         XtY = np.zeros((m, d))
 
-    with backend.limit_threads(n_jobs):
+    with backend.limit_threads(n_jobs), single_threaded_blas():
         for start in range(0, n, chunk_rows):
             stop = min(n, start + chunk_rows)
             Yc = np.ldexp(Y[start:stop] - shift, exponent).astype(dtype, copy=False)
@@ -366,7 +383,8 @@ def alternating_fit(
             n_reseeded += reseed_atoms(A_old, unused, Y, res.objective)
         # an unused atom has a zero row in the statistics: its proximal
         # solution is its (re-seeded) old value
-        A = update_dictionary(XtX, s, XtY, alpha, A_old)
+        with single_threaded_blas():
+            A = update_dictionary(XtX, s, XtY, alpha, A_old)
         n_iter += 1
     if not converged and max_iter > 0:
         warnings.warn(
