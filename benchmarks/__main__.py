@@ -1,0 +1,5 @@
+"""``python -m benchmarks``: run every benchmark (see :mod:`benchmarks.run`)."""
+
+from .run import main
+
+main()
