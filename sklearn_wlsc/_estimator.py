@@ -1,5 +1,6 @@
 """Public estimators and functions: parameter rules, validation, thin drivers."""
 
+import functools
 from numbers import Integral, Real
 
 import numpy as np
@@ -13,7 +14,7 @@ from sklearn.utils import check_array, check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from . import _dict_learning
+from . import _dask, _dict_learning
 from ._backends import BACKENDS, get_backend, is_torch_tensor
 
 try:  # scikit-learn >= 1.9: progress and early-stopping callbacks
@@ -151,10 +152,11 @@ def sparse_encode(
 
     Returns
     -------
-    codes : ndarray or Tensor of shape (n_samples, n_components)
+    codes : ndarray, Tensor or dask array of shape (n_samples, n_components)
         Non-negative rows summing to one, in the dtype of ``X``
         (float32 or float64). A torch tensor ``X`` gives a tensor on the
-        same device.
+        same device; a dask array gives a lazy dask array computed block by
+        block, equal to the in-memory result.
 
     Examples
     --------
@@ -165,6 +167,26 @@ def sparse_encode(
     >>> codes.round(3)
     array([[0.7, 0.2, 0.1]])
     """
+    if _dask.is_dask_collection(X):
+        X = _dask.check_dask_array(X)
+        dictionary = check_array(dictionary, dtype=_FLOATS, input_name="dictionary")
+        if dictionary.shape[1] != X.shape[1]:
+            raise ValueError(
+                f"dictionary has {dictionary.shape[1]} features per atom but X has "
+                f"{X.shape[1]} features."
+            )
+        return _dask.encode_dask(
+            X,
+            dictionary,
+            float(alpha),
+            algorithm=algorithm,
+            n_layers=n_layers,
+            tol=tol,
+            max_iter=max_iter,
+            backend_name=backend,
+            device=device,
+            n_jobs=n_jobs,
+        )
     if is_torch_tensor(X):
         X = _check_tensor(X)
         if is_torch_tensor(dictionary):
@@ -399,11 +421,23 @@ class WeightedL1SparseCoder(
                 stacklevel=3,
             )
         if isinstance(self.init, str):
+            if _dask.is_dask_collection(X):
+                return _dask.init_dictionary_dask(X, m, self.init, random_state)
             return _dict_learning.init_dictionary(X, m, self.init, random_state)
         return init.astype(np.float64)
 
     def _encode_params(self):
         return {"tol": float(self.transform_tol), "max_iter": None}
+
+    def _dask_encode_kwargs(self):
+        return dict(
+            algorithm=self.transform_algorithm,
+            n_layers=self.n_layers,
+            backend_name=self.backend,
+            device=self.device,
+            n_jobs=self.n_jobs,
+            **self._encode_params(),
+        )
 
     def _encode(self, X, **kwargs):
         """Encode validated ``X`` with the fitted atoms and the transform
@@ -445,9 +479,23 @@ class WeightedL1SparseCoder(
         """
         if is_torch_tensor(X):
             X = _to_numpy(_check_tensor(X))
-        X = validate_data(self, X, dtype=_FLOATS)
-        if self.fit_algorithm == "unrolled":
-            return self._fit_unrolled(X)
+        if _dask.is_dask_collection(X):
+            X = _dask.check_dask_array(validate_data(self, X, skip_check_array=True))
+            if self.fit_algorithm == "unrolled":
+                raise ValueError(
+                    "fit_algorithm='unrolled' needs the data in memory; use "
+                    "fit_algorithm='alternating' for dask arrays."
+                )
+            fit_function = functools.partial(
+                _dask.alternating_fit_dask, backend_name=self.backend, device=self.device
+            )
+        else:
+            X = validate_data(self, X, dtype=_FLOATS)
+            if self.fit_algorithm == "unrolled":
+                return self._fit_unrolled(X)
+            fit_function = functools.partial(
+                _dict_learning.alternating_fit, backend=self._backend(X)
+            )
         callback_ctx = self._init_callback_context(max_subtasks=self.max_iter + 1)
         callback_ctx.call_on_fit_task_begin(estimator=self, X=X)
         random_state = check_random_state(self.random_state)
@@ -464,11 +512,10 @@ class WeightedL1SparseCoder(
                 reconstruction_attributes=lambda: self._fitted_attributes(atoms, X.dtype),
             )
 
-        A, history, n_iter, n_reseeded = _dict_learning.alternating_fit(
+        A, history, n_iter, n_reseeded = fit_function(
             X,
             A0,
             float(self.alpha),
-            self._backend(X),
             max_iter=self.max_iter,
             tol=self.tol,
             encode_params=self._encode_params(),
@@ -631,6 +678,11 @@ class WeightedL1SparseCoder(
             tensor ``X`` gives a tensor on the same device.
         """
         check_is_fitted(self)
+        if _dask.is_dask_collection(X):
+            X = _dask.check_dask_array(validate_data(self, X, reset=False, skip_check_array=True))
+            return _dask.encode_dask(
+                X, self.components_, float(self.alpha), **self._dask_encode_kwargs()
+            )
         if is_torch_tensor(X):
             X = _check_tensor(X, n_features=self.n_features_in_)
             device = self.device if self.device is not None else None
@@ -682,6 +734,12 @@ class WeightedL1SparseCoder(
         score : float
         """
         check_is_fitted(self)
+        if _dask.is_dask_collection(X):
+            X = _dask.check_dask_array(validate_data(self, X, reset=False, skip_check_array=True))
+            f = _dask.sample_objective_dask(
+                X, self.components_, float(self.alpha), **self._dask_encode_kwargs()
+            )
+            return -float(f.mean().compute())
         if is_torch_tensor(X):
             X = _to_numpy(_check_tensor(X, n_features=self.n_features_in_))
         X = validate_data(self, X, dtype=_FLOATS, reset=False)
