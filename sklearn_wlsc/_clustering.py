@@ -1,0 +1,676 @@
+"""Clustering from codes: spectral embedding of the sample–atom graph.
+
+Codes on the simplex define a bipartite graph between samples and atoms with
+edge weights ``x_ij``. :class:`SimplexSpectralEmbedding` embeds samples with
+the leading singular vectors of its normalized biadjacency matrix, through an
+``m × m`` eigenproblem, and embeds new samples through their codes.
+:class:`SimplexSpectralClustering` chains :class:`WeightedL1SparseCoder`,
+that embedding and k-means.
+"""
+
+import math
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+from scipy import linalg, sparse
+from scipy.sparse.csgraph import connected_components
+from sklearn.base import (
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    ClusterMixin,
+    TransformerMixin,
+    _fit_context,
+)
+from sklearn.cluster import KMeans
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.extmath import safe_sparse_dot
+from sklearn.utils.validation import check_is_fitted, check_non_negative, validate_data
+
+from ._estimator import WeightedL1SparseCoder
+
+_FLOATS = [np.float64, np.float32]
+
+
+# -- the algorithm (trusts its inputs) -------------------------------------
+
+
+def _row_sums(X):
+    """Row sums of a dense or sparse ``X`` as a 1-d float64 array."""
+    return np.asarray(X.sum(axis=1), dtype=np.float64).ravel()
+
+
+def _to_simplex(X):
+    """Divide each row of a validated non-negative ``X`` by its sum.
+
+    A row with no positive entry (a sample with no edge) stays zero.
+    """
+    r = _row_sums(X)
+    if np.allclose(r, 1.0, rtol=0, atol=1e-6):
+        return X
+    scale = np.zeros_like(r)
+    np.divide(1.0, r, out=scale, where=r > 0)
+    if sparse.issparse(X):
+        return (sparse.diags(scale.astype(X.dtype)) @ X).asformat(X.format)
+    return X * scale[:, None].astype(X.dtype)
+
+
+def _gram(X):
+    """``XᵀX`` and ``s = Xᵀ1`` in float64, for dense or sparse ``X``."""
+    if sparse.issparse(X):
+        X64 = X.astype(np.float64)
+        XtX = (X64.T @ X64).toarray()
+    else:
+        X64 = np.asarray(X, dtype=np.float64)
+        XtX = X64.T @ X64
+    s = np.asarray(X64.sum(axis=0)).ravel()
+    return XtX, s
+
+
+def _graph_components(XtX, s):
+    """Connected components of the sample–atom graph, through its atoms.
+
+    Two used atoms are linked when some sample uses both, so the components
+    of the atom co-usage graph restricted to used atoms are those of the
+    bipartite graph (every sample uses at least one atom).
+
+    Returns
+    -------
+    n_components : int
+        Number of components holding at least one sample.
+    core : ndarray of shape (m,), dtype=bool
+        Used atoms whose component holds at least the mass of an average atom,
+        ``Σ s / m``; the others are dangling.
+    """
+    m = s.shape[0]
+    used = s > 0
+    core = np.zeros(m, dtype=bool)
+    if not used.any():
+        return 0, core
+    idx = np.flatnonzero(used)
+    pattern = sparse.csr_matrix(XtX[np.ix_(idx, idx)] > 0)
+    n_comp, labels = connected_components(pattern, directed=False)
+    mass = np.bincount(labels, weights=s[idx], minlength=n_comp)
+    core[idx] = mass[labels] >= s.sum() / m
+    return int(n_comp), core
+
+
+def simplex_spectral_projection(XtX, s, n_components, core=None):
+    r"""Atom side of the spectral embedding of the sample–atom graph.
+
+    Trusts its inputs. With ``X̃ = X diag(s)^{-1/2}`` (rows of ``X`` on the
+    simplex, so the sample degrees are one), the right singular vectors of
+    ``X̃`` are the eigenvectors of ``M = diag(s)^{-1/2} XᵀX diag(s)^{-1/2}``.
+    The trivial pair ``σ = 1``, ``v = (s / n)^{1/2}`` is deflated exactly,
+    and the left singular vectors are ``U = X P`` with
+    ``P = diag(s)^{-1/2} V diag(σ)^{-1}``.
+
+    Unused atoms (``s_j = 0``) and atoms outside ``core`` get a zero row in
+    ``P`` (they are removed from the graph); components with ``σ = 0`` get a
+    zero column (pseudo-inverses).
+
+    Parameters
+    ----------
+    XtX : ndarray of shape (m, m)
+        ``XᵀX`` of the training codes, float64.
+    s : ndarray of shape (m,)
+        Atom degrees ``Xᵀ1``.
+    n_components : int
+        Number of non-trivial singular vectors, at most ``m - 1``.
+    core : ndarray of shape (m,), dtype=bool, default=None
+        Atoms kept in the graph (``None``: the used atoms).
+
+    Returns
+    -------
+    P : ndarray of shape (m, n_components)
+        Projection: the embedding of codes ``X`` before row normalization
+        is ``X @ P``.
+    sigma : ndarray of shape (n_components,)
+        Singular values of ``X̃``, non-increasing, in ``[0, 1]``.
+    """
+    m = s.shape[0]
+    used = s > 0 if core is None else core & (s > 0)
+    d = np.zeros(m)
+    d[used] = 1.0 / np.sqrt(s[used])
+    M = XtX * d[:, None] * d[None, :]
+    v = np.where(used, np.sqrt(np.maximum(s, 0.0)), 0.0)
+    v /= max(np.linalg.norm(v), np.finfo(np.float64).tiny)
+    # M v = v exactly (up to rounding); deflate the trivial pair
+    M -= np.outer(v, v)
+    M = 0.5 * (M + M.T)
+    r = min(n_components, m - 1)
+    P = np.zeros((m, n_components))
+    sigma = np.zeros(n_components)
+    if r < 1:
+        return P, sigma
+    w, V = linalg.eigh(M, check_finite=False)
+    w, V = w[::-1][:r], V[:, ::-1][:, :r]
+    sigma[:r] = np.sqrt(np.clip(w, 0.0, 1.0))
+    # a deterministic sign: the largest-magnitude loading of each vector > 0
+    flip = np.sign(V[np.argmax(np.abs(V), axis=0), np.arange(r)])
+    V *= np.where(flip == 0, 1.0, flip)
+    tiny = math.sqrt(np.finfo(np.float64).eps)
+    inv_sigma = np.where(sigma[:r] > tiny, 1.0 / np.maximum(sigma[:r], tiny), 0.0)
+    P[:, :r] = d[:, None] * V * inv_sigma[None, :]
+    return P, sigma
+
+
+def _embed(X, P):
+    """Row-normalized ``X @ P``, in the dtype of ``X``; zero rows stay zero."""
+    U = np.asarray(safe_sparse_dot(X, P.astype(X.dtype, copy=False)))
+    norms = np.linalg.norm(U, axis=1)
+    norms[norms == 0] = 1.0
+    U /= norms[:, None]
+    return U
+
+
+# -- public estimators -----------------------------------------------------
+
+
+class SimplexSpectralEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    r"""Spectral embedding of codes through the sample–atom bipartite graph.
+
+    Codes ``X`` (rows on the probability simplex, one column per atom) are
+    the biadjacency matrix of the bipartite graph
+    ``W = [[0, X], [Xᵀ, 0]]`` between samples and atoms. With the degree
+    normalization ``X̃ = D_r^{-1/2} X D_c^{-1/2}`` (sample degrees
+    ``D_r = I`` on the simplex, atom degrees ``s = Xᵀ1``), the spectral
+    embedding of the samples is given by the leading left singular vectors
+    of ``X̃``:
+
+    .. math::
+
+        U = X \, \mathrm{diag}(s)^{-1/2} \, V \, \mathrm{diag}(\sigma)^{-1},
+
+    where ``V, σ²`` are the leading eigenpairs of the ``m × m`` matrix
+    ``X̃ᵀX̃`` (cost ``O(n m²)``). The trivial pair ``σ = 1``,
+    ``v ∝ s^{1/2}`` is dropped, and each row of ``U`` is scaled to unit
+    norm (Ng, Jordan and Weiss, 2001). This is the normalized-cut relaxation
+    on the graph (Dhillon, 2001) and the embedding of landmark-based spectral
+    clustering (Cai and Chen, 2015), with sparse codes as the landmark
+    representation.
+
+    :meth:`fit` learns the atom side ``P = diag(s)^{-1/2} V diag(σ)^{-1}``;
+    :meth:`transform` embeds any codes as the row-normalized ``X P``, so new
+    samples are embedded through their codes, and ``transform`` of the
+    training codes equals ``fit_transform``.
+
+    Parameters
+    ----------
+    n_components : int, default=2
+        Dimension ``k`` of the embedding: the number of non-trivial singular
+        vectors kept. Codes with ``m`` atoms have at most ``m - 1``; columns
+        beyond them are zero (with a warning). For clustering into ``c``
+        groups, ``c - 1`` to ``c`` suffice.
+
+    Attributes
+    ----------
+    components_ : ndarray of shape (n_components, n_features_in_)
+        The atom side ``Pᵀ``: the embedding of codes ``X`` is ``X @
+        components_.T`` with rows scaled to unit norm.
+    singular_values_ : ndarray of shape (n_components,)
+        Non-trivial singular values ``σ`` of ``X̃``, non-increasing, in
+        ``[0, 1]``. Values close to one mean weakly connected groups.
+    atom_degrees_ : ndarray of shape (n_features_in_,)
+        Atom degrees ``s = Xᵀ1`` (usage of each atom) in the training codes.
+    core_atoms_ : ndarray of shape (n_features_in_,), dtype=bool
+        Atoms kept in the graph: used atoms whose connected component carries
+        at least the mass of an average atom, ``Σ s / m`` (see Notes).
+    n_graph_components_ : int
+        Number of connected components of the training graph that contain a
+        sample, dangling ones included.
+    n_features_in_ : int
+        Number of atoms ``m`` (columns of the codes).
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during :meth:`fit`, when they are strings.
+
+    Notes
+    -----
+    **Input.** Codes must be non-negative and finite (``ValueError``
+    otherwise). A row that does not sum to one is divided by its sum: its
+    edge weights become a probability distribution over atoms, the random
+    walk from that sample, and rows that do lie on the simplex are used as
+    they are. A row of zeros is an isolated sample: it takes no part in the
+    fit and is embedded at the origin. Dense and sparse (CSR, CSC) inputs are
+    accepted.
+
+    **Unused atoms.** An atom with ``s_j = 0`` has no edge; it gets a zero
+    row in ``P`` (the pseudo-inverse of its degree), so it neither produces
+    ``NaN`` nor contributes to the embedding. A new sample that only uses
+    such atoms is embedded at the origin.
+
+    **Dangling components.** Each connected component of the graph has
+    singular value one, so a tiny component (typically an outlier sample
+    that captured an atom of its own) would take a whole embedding dimension
+    and hide the cluster structure. Components carrying less mass than an
+    average atom (``Σ s / m``, i.e. fewer samples than an average atom
+    serves) are therefore treated like unused atoms; larger components, which
+    are genuine well-separated groups, are kept and embedded apart.
+
+    **Precision.** The eigenproblem is solved in float64; the output has the
+    dtype of the input (float32 or float64).
+
+    References
+    ----------
+    Dhillon, I. S. (2001). Co-clustering documents and words using bipartite
+    spectral graph partitioning. KDD.
+
+    Ng, A., Jordan, M., Weiss, Y. (2001). On spectral clustering: analysis
+    and an algorithm. NeurIPS.
+
+    Cai, D., Chen, X. (2015). Large scale spectral clustering via
+    landmark-based sparse representation. IEEE Trans. Cybernetics.
+
+    See Also
+    --------
+    SimplexSpectralClustering : Codes, this embedding, then k-means.
+    sklearn.manifold.SpectralEmbedding : Spectral embedding of a sample graph,
+        without out-of-sample extension.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_wlsc import SimplexSpectralEmbedding
+    >>> codes = np.array([[1.0, 0.0, 0.0, 0.0],
+    ...                   [0.6, 0.4, 0.0, 0.0],
+    ...                   [0.0, 0.0, 0.5, 0.5],
+    ...                   [0.0, 0.0, 0.3, 0.7]])
+    >>> emb = SimplexSpectralEmbedding(n_components=1).fit(codes)
+    >>> emb.transform(codes).ravel()
+    array([ 1.,  1., -1., -1.])
+    >>> emb.transform([[0.0, 0.0, 1.0, 0.0]])
+    array([[-1.]])
+    """
+
+    _parameter_constraints = {
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+    }
+
+    def __init__(self, n_components=2):
+        self.n_components = n_components
+
+    @property
+    def _n_features_out(self):
+        return self.components_.shape[0]
+
+    def _validate_codes(self, X, reset):
+        X = validate_data(self, X, accept_sparse=("csr", "csc"), dtype=_FLOATS, reset=reset)
+        check_non_negative(X, f"{type(self).__name__}")
+        return _to_simplex(X)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Learn the atom side of the embedding from training codes.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_atoms)
+            Non-negative codes; rows are scaled to sum to one.
+        y : Ignored
+            Not used, present for API consistency.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        X = self._validate_codes(X, reset=True)
+        m = X.shape[1]
+        if self.n_components > m - 1:
+            warnings.warn(
+                f"n_components={self.n_components} exceeds the {m - 1} non-trivial "
+                f"singular vectors of codes with n_features={m}; the last "
+                f"{self.n_components - max(m - 1, 0)} columns of the embedding are zero.",
+                UserWarning,
+                stacklevel=2,
+            )
+        XtX, s = _gram(X)
+        self.n_graph_components_, self.core_atoms_ = _graph_components(XtX, s)
+        P, sigma = simplex_spectral_projection(XtX, s, self.n_components, core=self.core_atoms_)
+        self.components_ = P.T
+        self.singular_values_ = sigma
+        self.atom_degrees_ = s
+        return self
+
+    def transform(self, X):
+        """Embed codes through the learned atom side.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_atoms)
+            Non-negative codes; rows are scaled to sum to one.
+
+        Returns
+        -------
+        X_new : ndarray of shape (n_samples, n_components)
+            Rows of unit norm (zero for a sample that uses only atoms unused
+            in training), in the dtype of ``X``.
+        """
+        check_is_fitted(self)
+        X = self._validate_codes(X, reset=False)
+        return _embed(X, self.components_.T)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.positive_only = True
+        tags.input_tags.sparse = True
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
+
+
+# -- the default rules of SimplexSpectralClustering ---------------------------
+
+#: samples per atom of the default dictionary (scikit-learn's default number of
+#: neighbours of a kNN graph); also the size of the fit subsample per atom
+SAMPLES_PER_ATOM = 10
+#: atoms per cluster, at least
+MIN_ATOMS_PER_CLUSTER = 3
+#: largest default dictionary (unless n_clusters asks for more)
+MAX_ATOMS = 256
+#: default locality weight: between two neighbouring atoms a sample uses both
+#: over the middle 1 / (1 + 2α) = 2/3 of the segment
+DEFAULT_ALPHA = 0.25
+#: feature scales are "heterogeneous" beyond this ratio of standard deviations
+STANDARDIZE_RATIO = 10.0
+
+
+def default_n_atoms(n_samples, n_clusters):
+    """Default dictionary size of :class:`SimplexSpectralClustering`.
+
+    ``m = n / 10`` (each atom is shared by about as many samples as a sample
+    has neighbours in scikit-learn's default kNN graph), at least
+    ``3 c + 1`` (a few atoms per cluster, so that a cluster of any shape is a
+    union of atoms), at most ``max(256, 3 c + 1)`` (beyond that, cost grows
+    as ``O(n m d)`` while the clusters are already resolved), and at most
+    ``max(n, c + 1)``.
+
+    Parameters
+    ----------
+    n_samples : int
+    n_clusters : int
+
+    Returns
+    -------
+    n_atoms : int
+    """
+    low = MIN_ATOMS_PER_CLUSTER * n_clusters + 1
+    m = max(int(round(n_samples / SAMPLES_PER_ATOM)), low)
+    m = min(m, max(MAX_ATOMS, low))
+    return int(min(m, max(n_samples, n_clusters + 1)))
+
+
+def needs_standardizing(X):
+    """Whether the features of ``X`` live on heterogeneous scales.
+
+    True when the largest standard deviation of the non-constant features
+    exceeds ten times their median one: features measured in different units
+    (as in the wine or breast-cancer data), where Euclidean distances would be
+    dominated by a few features. Pixels or coordinates in common units are
+    left alone.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+
+    Returns
+    -------
+    standardize : bool
+    """
+    std = np.asarray(X.std(axis=0), dtype=np.float64)
+    std = std[std > 0]
+    if std.size < 2:
+        return False
+    return bool(std.max() > STANDARDIZE_RATIO * np.median(std))
+
+
+class SimplexSpectralClustering(ClusterMixin, BaseEstimator):
+    r"""Spectral clustering through weighted-l1 sparse codes on the simplex.
+
+    Three steps, each a fitted sub-estimator:
+
+    1. :class:`WeightedL1SparseCoder` learns ``m`` atoms and codes every
+       sample on the simplex; the codes are sparse and local, so they define
+       a sample–atom graph (an anchor graph) in ``O(n m d)``.
+    2. :class:`SimplexSpectralEmbedding` embeds the samples with the leading
+       singular vectors of the normalized graph, an ``m × m`` eigenproblem.
+    3. :class:`~sklearn.cluster.KMeans` clusters the embedded samples.
+
+    Unlike :class:`~sklearn.cluster.SpectralClustering`, the cost is linear in
+    ``n`` and new samples are clustered by :meth:`predict` through their
+    codes. Giving only ``n_clusters`` (and ``random_state``) is the intended
+    use: every other default is a rule computed from the data.
+
+    Parameters
+    ----------
+    n_clusters : int, default=8
+        Number of clusters ``c``.
+    n_components : int, default=None
+        Dimension of the spectral embedding. ``None``: ``c`` (``c - 1``
+        vectors separate ``c`` ideal groups; one more keeps the embedding
+        informative after row normalization when ``c = 2``).
+    n_atoms : int, default=None
+        Number of atoms ``m``. ``None``: ``n / 10``, at least ``3 c + 1``, at
+        most ``max(256, 3 c + 1)`` (see :func:`default_n_atoms`).
+    alpha : float, default=None
+        Locality weight of the coder. ``None``: ``0.25``. The objective is
+        invariant to rescaling the data, so the value is unit-free: a sample
+        lying between two neighbouring atoms uses both over the middle
+        ``1 / (1 + 2α) = 2/3`` of the segment joining them, which links
+        neighbouring atoms in the graph while keeping codes local (larger
+        values approach hard assignments and disconnect the graph).
+    standardize : "auto" or bool, default="auto"
+        Scale features to unit variance before coding. ``"auto"``: when the
+        largest feature standard deviation exceeds ten times the median one
+        (see :func:`needs_standardizing`).
+    max_fit_samples : int, "auto" or None, default="auto"
+        Fit the dictionary on a uniform subsample of at most this many
+        samples; all samples are then encoded. ``"auto"``: ``10 m``, the
+        same number of samples per atom as the default ``n_atoms`` rule, so
+        subsampling only starts once ``m`` reaches its cap. ``None``: all.
+    max_iter : int, default=100
+        Maximum number of dictionary updates of the coder.
+    tol : float, default=1e-4
+        Relative decrease of the coder's objective at which its fit stops.
+    n_init : int, default=10
+        Number of k-means initializations.
+    n_jobs : int, default=None
+        Number of threads of the coder's kernels.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the subsample, the coder's initialization and k-means; passed
+        as given to both sub-estimators.
+
+    Attributes
+    ----------
+    labels_ : ndarray of shape (n_samples,)
+        Cluster of each training sample.
+    scaler_ : StandardScaler or None
+        The fitted scaler, when features were standardized.
+    coder_ : WeightedL1SparseCoder
+        The fitted coder.
+    embedding_ : SimplexSpectralEmbedding
+        The fitted embedding of the training codes.
+    kmeans_ : KMeans
+        The fitted k-means on the embedding.
+    n_atoms_ : int
+        Number of atoms used.
+    alpha_ : float
+        Locality weight used.
+    n_components_ : int
+        Dimension of the embedding used.
+    n_iter_ : int
+        Number of dictionary updates of the coder.
+    n_features_in_ : int
+        Number of features seen during :meth:`fit`.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during :meth:`fit`, when they are strings.
+
+    Notes
+    -----
+    Without standardization and subsampling, ``fit`` is exactly the pipeline
+    ``WeightedL1SparseCoder(m, alpha=α, max_iter=max_iter, tol=tol,
+    random_state=random_state)``, ``SimplexSpectralEmbedding(k)``,
+    ``KMeans(n_clusters, n_init=n_init, random_state=random_state)``.
+
+    The dictionary is a landmark set and the codes the landmark
+    representation of landmark-based spectral clustering (Cai and Chen,
+    2015), here learned jointly by one objective; K-Deep Simplex (Tankala et
+    al., 2023) clusters the same kind of codes through their atom graph.
+
+    References
+    ----------
+    Cai, D., Chen, X. (2015). Large scale spectral clustering via
+    landmark-based sparse representation. IEEE Trans. Cybernetics.
+
+    Tankala, P., Tasissa, A., Murphy, J. M., Ba, D. (2023). K-Deep Simplex:
+    manifold learning via local dictionaries. IEEE Trans. Signal Processing.
+
+    See Also
+    --------
+    SimplexSpectralEmbedding : The embedding step alone.
+    sklearn.cluster.SpectralClustering : Spectral clustering of a sample graph.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import make_moons
+    >>> from sklearn.metrics import adjusted_rand_score
+    >>> from sklearn_wlsc import SimplexSpectralClustering
+    >>> X, y = make_moons(500, noise=0.05, random_state=0)
+    >>> model = SimplexSpectralClustering(n_clusters=2, random_state=0).fit(X)
+    >>> round(adjusted_rand_score(y, model.labels_), 2)
+    1.0
+    >>> bool((model.predict(X[:50]) == model.labels_[:50]).all())
+    True
+    """
+
+    _parameter_constraints = {
+        "n_clusters": [Interval(Integral, 1, None, closed="left")],
+        "n_components": [Interval(Integral, 1, None, closed="left"), None],
+        "n_atoms": [Interval(Integral, 2, None, closed="left"), None],
+        "alpha": [Interval(Real, 0, None, closed="left"), None],
+        "standardize": [StrOptions({"auto"}), "boolean"],
+        "max_fit_samples": [
+            Interval(Integral, 1, None, closed="left"),
+            StrOptions({"auto"}),
+            None,
+        ],
+        "max_iter": [Interval(Integral, 0, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "n_init": [Interval(Integral, 1, None, closed="left")],
+        "n_jobs": [Integral, None],
+        "random_state": ["random_state"],
+    }
+
+    def __init__(
+        self,
+        n_clusters=8,
+        *,
+        n_components=None,
+        n_atoms=None,
+        alpha=None,
+        standardize="auto",
+        max_fit_samples="auto",
+        max_iter=100,
+        tol=1e-4,
+        n_init=10,
+        n_jobs=None,
+        random_state=None,
+    ):
+        self.n_clusters = n_clusters
+        self.n_components = n_components
+        self.n_atoms = n_atoms
+        self.alpha = alpha
+        self.standardize = standardize
+        self.max_fit_samples = max_fit_samples
+        self.max_iter = max_iter
+        self.tol = tol
+        self.n_init = n_init
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+
+    def _resolve(self, X):
+        """The data-driven settings for validated training data ``X``."""
+        n = X.shape[0]
+        k = self.n_clusters
+        m = default_n_atoms(n, k) if self.n_atoms is None else self.n_atoms
+        n_components = k if self.n_components is None else self.n_components
+        if n_components > m - 1:
+            raise ValueError(f"n_components={n_components} must be at most n_atoms - 1 = {m - 1}.")
+        alpha = DEFAULT_ALPHA if self.alpha is None else float(self.alpha)
+        if self.standardize == "auto":
+            standardize = needs_standardizing(X)
+        else:
+            standardize = bool(self.standardize)
+        if self.max_fit_samples == "auto":
+            n_fit = SAMPLES_PER_ATOM * m
+        else:
+            n_fit = n if self.max_fit_samples is None else self.max_fit_samples
+        return m, n_components, alpha, standardize, min(n, n_fit)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Fit the coder, the embedding and k-means; set ``labels_``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training samples.
+        y : Ignored
+            Not used, present for API consistency.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        X = validate_data(self, X, dtype=_FLOATS)
+        n = X.shape[0]
+        if n < self.n_clusters:
+            raise ValueError(f"n_samples={n} should be >= n_clusters={self.n_clusters}.")
+        m, n_components, alpha, standardize, n_fit = self._resolve(X)
+        self.n_atoms_, self.n_components_, self.alpha_ = m, n_components, alpha
+
+        self.scaler_ = StandardScaler().fit(X) if standardize else None
+        Y = self.scaler_.transform(X) if standardize else X
+        Y_fit = Y
+        if n_fit < n:
+            rng = check_random_state(self.random_state)
+            Y_fit = Y[np.sort(rng.choice(n, n_fit, replace=False))]
+
+        self.coder_ = WeightedL1SparseCoder(
+            m,
+            alpha=alpha,
+            max_iter=self.max_iter,
+            tol=self.tol,
+            n_jobs=self.n_jobs,
+            random_state=self.random_state,
+        ).fit(Y_fit)
+        codes = self.coder_.transform(Y)
+        self.embedding_ = SimplexSpectralEmbedding(n_components).fit(codes)
+        self.kmeans_ = KMeans(
+            self.n_clusters, n_init=self.n_init, random_state=self.random_state
+        ).fit(self.embedding_.transform(codes))
+        self.labels_ = self.kmeans_.labels_
+        self.n_iter_ = self.coder_.n_iter_
+        return self
+
+    def predict(self, X):
+        """Cluster of new samples, through their codes and the embedding.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            New samples.
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,)
+            Index of the cluster of each sample.
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=_FLOATS, reset=False)
+        if self.scaler_ is not None:
+            X = self.scaler_.transform(X)
+        codes = self.coder_.transform(X)
+        return self.kmeans_.predict(self.embedding_.transform(codes))

@@ -1,0 +1,304 @@
+"""Tests of the spectral embedding of codes and of the clustering estimator."""
+
+import warnings
+
+import numpy as np
+import pytest
+from scipy import sparse
+from sklearn.cluster import KMeans, SpectralClustering
+from sklearn.datasets import load_digits, load_wine, make_blobs, make_moons
+from sklearn.metrics import adjusted_rand_score, make_scorer, silhouette_score
+from sklearn.model_selection import GridSearchCV, train_test_split
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from sklearn_wlsc import WeightedL1SparseCoder
+from sklearn_wlsc._clustering import (
+    SimplexSpectralClustering,
+    SimplexSpectralEmbedding,
+    default_n_atoms,
+    needs_standardizing,
+)
+
+
+def random_codes(rng, n=60, m=8, density=0.5):
+    """Rows on the simplex with random supports; every atom used, connected."""
+    X = rng.uniform(size=(n, m)) * (rng.uniform(size=(n, m)) < density)
+    X[np.arange(n), rng.integers(0, m, n)] += 0.5
+    X[:m, :] += np.eye(m)
+    return X / X.sum(axis=1, keepdims=True)
+
+
+def dense_reference(X, k):
+    """Embedding from numpy's SVD of the normalized biadjacency matrix."""
+    s = X.sum(axis=0)
+    Xt = X / np.sqrt(s)
+    U, S, _ = np.linalg.svd(Xt, full_matrices=False)
+    assert S[0] == pytest.approx(1.0)
+    U = U[:, 1 : k + 1]
+    return U / np.linalg.norm(U, axis=1, keepdims=True), S[1 : k + 1]
+
+
+def align_signs(A, B):
+    """Flip the columns of ``A`` to agree in sign with those of ``B``."""
+    return A * np.sign(np.sum(A * B, axis=0))
+
+
+# -- SimplexSpectralEmbedding -------------------------------------------------
+
+
+def test_embedding_matches_dense_svd(rng):
+    X = random_codes(rng)
+    emb = SimplexSpectralEmbedding(n_components=3).fit(X)
+    ref, sigma = dense_reference(X, 3)
+    np.testing.assert_allclose(emb.singular_values_, sigma, rtol=1e-10)
+    E = emb.transform(X)
+    np.testing.assert_allclose(align_signs(E, ref), ref, atol=1e-10)
+    np.testing.assert_allclose(np.linalg.norm(E, axis=1), 1.0)
+
+
+def test_embedding_matches_sample_graph_eigenvectors(rng):
+    """The bipartite embedding is the spectral embedding of the sample graph
+    ``W = X diag(s)^{-1} Xᵀ`` (two steps of the walk sample → atom → sample),
+    whose degrees are all one: its leading eigenvectors, computed here on the
+    dense ``n × n`` matrix."""
+    X = random_codes(rng, n=50, m=6)
+    emb = SimplexSpectralEmbedding(n_components=2).fit(X)
+    U = X @ emb.components_.T  # before row normalization
+    W = X / X.sum(axis=0) @ X.T
+    np.testing.assert_allclose(W.sum(axis=1), 1.0)
+    w, V = np.linalg.eigh(W)
+    np.testing.assert_allclose(w[-3:-1][::-1], emb.singular_values_**2, rtol=1e-10)
+    ref = V[:, -3:-1][:, ::-1]
+    np.testing.assert_allclose(align_signs(U, ref), ref, atol=1e-10)
+
+
+def test_embedding_transform_of_training_codes_equals_fit(rng):
+    X = random_codes(rng)
+    emb = SimplexSpectralEmbedding(n_components=3)
+    E_fit = emb.fit_transform(X)
+    np.testing.assert_array_equal(emb.transform(X), E_fit)
+    # and transforming in batches equals transforming at once
+    np.testing.assert_allclose(
+        np.vstack([emb.transform(X[:7]), emb.transform(X[7:])]), E_fit, rtol=1e-12
+    )
+
+
+def test_embedding_out_of_sample_is_consistent(rng):
+    """A held-out sample whose code equals a training code gets its embedding."""
+    X = random_codes(rng)
+    emb = SimplexSpectralEmbedding(n_components=3).fit(X[:-5])
+    E = emb.transform(X)
+    np.testing.assert_allclose(E[:5], emb.transform(X[:5]))
+    assert np.isfinite(E).all()
+
+
+def test_embedding_unused_atoms_no_nan(rng):
+    X = random_codes(rng, m=6)
+    X_pad = np.zeros((X.shape[0], 9))
+    X_pad[:, [0, 2, 3, 5, 6, 8]] = X  # atoms 1, 4, 7 unused
+    emb = SimplexSpectralEmbedding(n_components=3).fit(X_pad)
+    E = emb.transform(X_pad)
+    assert np.isfinite(E).all() and np.isfinite(emb.components_).all()
+    assert not emb.core_atoms_[[1, 4, 7]].any()
+    np.testing.assert_allclose(emb.components_[:, [1, 4, 7]], 0.0)
+    # the same embedding as without the unused columns
+    np.testing.assert_allclose(E, SimplexSpectralEmbedding(3).fit_transform(X), atol=1e-10)
+    # a new sample that only uses unused atoms sits at the origin
+    np.testing.assert_array_equal(emb.transform(np.eye(9)[[4]]), 0.0)
+
+
+def test_embedding_dangling_component_is_dropped(rng):
+    X = random_codes(rng, n=60, m=6)
+    outlier = np.zeros((1, 7))
+    outlier[0, 6] = 1.0  # a sample alone with its own atom
+    X_out = np.vstack([np.hstack([X, np.zeros((60, 1))]), outlier])
+    emb = SimplexSpectralEmbedding(n_components=2).fit(X_out)
+    assert emb.n_graph_components_ == 2
+    assert not emb.core_atoms_[6] and emb.core_atoms_[:6].all()
+    E = emb.transform(X_out)
+    np.testing.assert_allclose(E[:60], SimplexSpectralEmbedding(2).fit_transform(X), atol=1e-10)
+    np.testing.assert_array_equal(E[60], 0.0)
+
+
+def test_embedding_separates_large_components():
+    X = np.zeros((40, 6))
+    X[:20, :3] = 1 / 3
+    X[20:, 3:] = np.random.default_rng(0).dirichlet(np.ones(3), 20)
+    E = SimplexSpectralEmbedding(n_components=1).fit_transform(X)
+    assert abs(E[:20].mean() - E[20:].mean()) == pytest.approx(2.0)
+
+
+def test_embedding_rows_are_normalized_to_the_simplex(rng):
+    X = random_codes(rng)
+    scale = rng.uniform(0.5, 3.0, size=(X.shape[0], 1))
+    emb = SimplexSpectralEmbedding(n_components=3).fit(X)
+    np.testing.assert_allclose(
+        SimplexSpectralEmbedding(n_components=3).fit_transform(X * scale),
+        emb.transform(X),
+        atol=1e-10,
+    )
+    np.testing.assert_allclose(emb.transform(X * scale), emb.transform(X), atol=1e-12)
+    X0 = X.copy()
+    X0[3] = 0.0  # an isolated sample
+    E = SimplexSpectralEmbedding(n_components=3).fit_transform(X0)
+    assert np.isfinite(E).all() and not E[3].any()
+
+
+def test_embedding_sparse_and_float32_agree(rng):
+    X = random_codes(rng)
+    E = SimplexSpectralEmbedding(n_components=3).fit_transform(X)
+    E_sp = SimplexSpectralEmbedding(n_components=3).fit_transform(sparse.csr_matrix(X))
+    np.testing.assert_allclose(E_sp, E, atol=1e-10)
+    E32 = SimplexSpectralEmbedding(n_components=3).fit_transform(X.astype(np.float32))
+    assert E32.dtype == np.float32
+    np.testing.assert_allclose(E32, E, atol=1e-4)
+
+
+def test_embedding_rejects_negative_codes():
+    with pytest.raises(ValueError, match="Negative values"):
+        SimplexSpectralEmbedding(1).fit([[0.5, 0.5], [1.5, -0.5]])
+
+
+def test_embedding_more_components_than_atoms(rng):
+    X = random_codes(rng, m=3)
+    with pytest.warns(UserWarning, match="exceeds the 2 non-trivial"):
+        emb = SimplexSpectralEmbedding(n_components=4).fit(X)
+    E = emb.transform(X)
+    assert E.shape == (X.shape[0], 4)
+    np.testing.assert_array_equal(E[:, 2:], 0.0)
+    assert emb.get_feature_names_out().tolist()[-1] == "simplexspectralembedding3"
+
+
+# -- scikit-learn compatibility ----------------------------------------------
+
+
+@parametrize_with_checks(
+    [
+        SimplexSpectralEmbedding(),
+        SimplexSpectralClustering(n_init=2, max_iter=20, random_state=0),
+    ]
+)
+def test_sklearn_compatible(estimator, check):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        check(estimator)
+
+
+# -- SimplexSpectralClustering -----------------------------------------------
+
+
+def test_default_rules():
+    assert default_n_atoms(1797, 10) == 180
+    assert default_n_atoms(150, 3) == 15
+    assert default_n_atoms(100, 8) == 25  # 3 atoms per cluster at least
+    assert default_n_atoms(100_000, 10) == 256  # capped
+    assert default_n_atoms(100_000, 100) == 301  # the cap yields to 3 c + 1
+    assert default_n_atoms(5, 2) == 5  # not more atoms than samples
+    wine = load_wine().data
+    assert needs_standardizing(wine)
+    assert not needs_standardizing(StandardScaler().fit_transform(wine))
+    assert not needs_standardizing(load_digits().data)
+
+
+def test_clustering_equals_pipeline():
+    X, _ = make_blobs(300, centers=4, cluster_std=1.5, random_state=0)
+    X_new, _ = make_blobs(50, centers=4, cluster_std=1.5, random_state=1)
+    params = dict(max_iter=30, tol=1e-4, random_state=0)
+    pipe = Pipeline(
+        [
+            ("coder", WeightedL1SparseCoder(30, alpha=0.25, **params)),
+            ("embed", SimplexSpectralEmbedding(4)),
+            ("kmeans", KMeans(4, n_init=10, random_state=0)),
+        ]
+    ).fit(X)
+    model = SimplexSpectralClustering(
+        4, n_atoms=30, alpha=0.25, n_components=4, standardize=False, **params
+    ).fit(X)
+    np.testing.assert_array_equal(model.labels_, pipe[-1].labels_)
+    np.testing.assert_array_equal(model.predict(X_new), pipe.predict(X_new))
+    np.testing.assert_allclose(model.coder_.components_, pipe[0].components_)
+    # the defaults resolve to the same settings
+    default = SimplexSpectralClustering(4, max_iter=30, random_state=0).fit(X)
+    assert (default.n_atoms_, default.alpha_, default.n_components_) == (30, 0.25, 4)
+    np.testing.assert_array_equal(default.labels_, model.labels_)
+
+
+def test_clustering_standardize_auto():
+    X, y = load_wine(return_X_y=True)
+    raw = SimplexSpectralClustering(3, random_state=0).fit(X)
+    assert raw.scaler_ is not None
+    std = SimplexSpectralClustering(3, standardize=False, random_state=0).fit(
+        StandardScaler().fit_transform(X)
+    )
+    np.testing.assert_array_equal(raw.labels_, std.labels_)
+    assert adjusted_rand_score(y, raw.labels_) > 0.7
+
+
+def test_clustering_subsamples_the_dictionary_fit():
+    X, y = make_blobs(2000, centers=3, cluster_std=0.6, random_state=0)
+    model = SimplexSpectralClustering(3, n_atoms=12, random_state=0).fit(X)
+    assert model.n_atoms_ == 12 and model.labels_.shape == (2000,)
+    assert adjusted_rand_score(y, model.labels_) > 0.95
+    full = SimplexSpectralClustering(3, n_atoms=12, max_fit_samples=None, random_state=0)
+    assert adjusted_rand_score(model.labels_, full.fit_predict(X)) > 0.95
+
+
+def test_clustering_moons():
+    X, y = make_moons(600, noise=0.06, random_state=0)
+    model = SimplexSpectralClustering(2, random_state=0).fit(X)
+    assert adjusted_rand_score(y, model.labels_) > 0.95
+    assert adjusted_rand_score(y, KMeans(2, n_init=10, random_state=0).fit_predict(X)) < 0.6
+
+
+def test_precomputed_code_affinity_alternative():
+    """scikit-learn's SpectralClustering on the code affinity ``X Xᵀ`` is an
+    O(n²) alternative to the bipartite embedding; both find the moons."""
+    X, y = make_moons(400, noise=0.05, random_state=1)
+    model = SimplexSpectralClustering(2, random_state=0).fit(X)
+    codes = model.coder_.transform(X)
+    sc = SpectralClustering(2, affinity="precomputed", random_state=0)
+    labels = sc.fit_predict(codes @ codes.T)
+    assert adjusted_rand_score(y, labels) > 0.95
+    assert adjusted_rand_score(model.labels_, labels) > 0.95
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_grid_search_with_and_without_labels():
+    X, y = make_blobs(240, centers=3, cluster_std=0.6, random_state=2)
+    base = SimplexSpectralClustering(3, max_iter=30, n_init=3, random_state=0)
+    grid = {"alpha": [0.1, 0.25], "n_atoms": [12, 24]}
+    ari = GridSearchCV(base, grid, scoring=make_scorer(adjusted_rand_score), cv=3).fit(X, y)
+    assert ari.best_score_ > 0.9
+
+    def silhouette(estimator, X, y=None):
+        return silhouette_score(X, estimator.predict(X))
+
+    sil = GridSearchCV(base, grid, scoring=silhouette, cv=3).fit(X)
+    assert sil.best_score_ > 0.5
+    assert adjusted_rand_score(y, sil.best_estimator_.labels_) > 0.9
+
+
+@pytest.fixture(scope="module")
+def digits_split():
+    X, y = load_digits(return_X_y=True)
+    X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.25, stratify=y, random_state=0)
+    model = SimplexSpectralClustering(10, random_state=0).fit(X_tr)
+    return model, X_tr, X_te, y_tr, y_te
+
+
+def test_digits_beats_kmeans_and_predicts_held_out(digits_split):
+    model, X_tr, X_te, y_tr, y_te = digits_split
+    ari_in = adjusted_rand_score(y_tr, model.labels_)
+    ari_kmeans = adjusted_rand_score(y_tr, KMeans(10, n_init=10, random_state=0).fit_predict(X_tr))
+    assert ari_in > ari_kmeans + 0.05
+    ari_out = adjusted_rand_score(y_te, model.predict(X_te))
+    assert abs(ari_out - ari_in) < 0.05
+    np.testing.assert_array_equal(model.predict(X_tr), model.labels_)
+
+
+@pytest.mark.xfail(reason="goal not reached: digits ARI 0.79 ± 0.04 over 5 seeds", strict=False)
+def test_digits_ari_goal(digits_split):
+    model, _, _, y_tr, _ = digits_split
+    assert adjusted_rand_score(y_tr, model.labels_) >= 0.85
