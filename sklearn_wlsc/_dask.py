@@ -501,43 +501,27 @@ def alternating_fit_dask(
             )
         F = res["objective"] / n
         history.append(F)
-        if verbose:
-            change = (
-                ""
-                if it == 0
-                else f", relative change {(history[-2] - F) / max(abs(history[-2]), 1e-300):.3e}"
-            )
-            print(
-                f"[WeightedL1SparseCoder] iteration {it}, objective {F:.6e}"
-                f"{change}, {time.perf_counter() - t0:.2f} s"
-            )
-        if on_iteration is not None and on_iteration(it, F, A + center):
-            converged = True
-            break
-        if it > 0 and history[-2] - F <= tol * max(abs(history[-2]), np.finfo(float).tiny):
+        if _dict_learning.iteration_should_stop(
+            it, history, tol, verbose, t0, on_iteration, A + center
+        ):
             converged = True
             break
         if it == max_iter:
             break
-        XtX, s, XtY = res["statistics"]
-        unused = _dict_learning.unused_atoms(s, n)
-        A_old = A
-        if unused.any():
-            A_old = A.copy()
-            # the merged candidates are the worst rows in the order of the
-            # in-memory stable argsort, so the same donors are chosen
-            n_reseeded += _dict_learning.reseed_atoms(
-                A_old, unused, res["top_rows"], res["top_objective"]
-            )
-        A = _dict_learning.update_dictionary(XtX, s, XtY, alpha, A_old)
+        # the merged candidates are the worst rows in the order of the
+        # in-memory stable argsort, so the same donors are chosen
+        A, k = _dict_learning.dictionary_step(
+            A,
+            res["statistics"],
+            n,
+            alpha,
+            res["top_rows"],
+            res["top_objective"],
+        )
+        n_reseeded += k
         n_iter += 1
     if not converged and max_iter > 0:
-        warnings.warn(
-            f"Alternating minimization did not converge in max_iter={max_iter} "
-            f"iterations (tol={tol:g}); increase max_iter or tol.",
-            ConvergenceWarning,
-            stacklevel=2,
-        )
+        _dict_learning.warn_not_converged(max_iter, tol)
     return A + center, history, n_iter, n_reseeded
 
 

@@ -357,43 +357,79 @@ def alternating_fit(
         codes = res.codes
         F = float(np.mean(res.objective))
         history.append(F)
-        if verbose:
-            change = (
-                ""
-                if it == 0
-                else f", relative change {(history[-2] - F) / max(abs(history[-2]), 1e-300):.3e}"
-            )
-            print(
-                f"[WeightedL1SparseCoder] iteration {it}, objective {F:.6e}"
-                f"{change}, {time.perf_counter() - t0:.2f} s"
-            )
-        if on_iteration is not None and on_iteration(it, F, A + center):
-            converged = True
-            break
-        if it > 0 and history[-2] - F <= tol * max(abs(history[-2]), np.finfo(float).tiny):
+        if iteration_should_stop(it, history, tol, verbose, t0, on_iteration, A + center):
             converged = True
             break
         if it == max_iter:
             break
-        XtX, s, XtY = res.statistics
-        unused = unused_atoms(s, n)
-        A_old = A
-        if unused.any():
-            A_old = A.copy()
-            n_reseeded += reseed_atoms(A_old, unused, Y, res.objective)
-        # an unused atom has a zero row in the statistics: its proximal
-        # solution is its (re-seeded) old value
-        with single_threaded_blas():
-            A = update_dictionary(XtX, s, XtY, alpha, A_old)
+        A, k = dictionary_step(
+            A,
+            res.statistics,
+            n,
+            alpha,
+            Y,
+            res.objective,
+        )
+        n_reseeded += k
         n_iter += 1
     if not converged and max_iter > 0:
-        warnings.warn(
-            f"Alternating minimization did not converge in max_iter={max_iter} "
-            f"iterations (tol={tol:g}); increase max_iter or tol.",
-            ConvergenceWarning,
-            stacklevel=3,
-        )
+        warn_not_converged(max_iter, tol)
     return A + center, history, n_iter, n_reseeded
+
+
+def iteration_should_stop(iteration, history, tol, verbose, t0, on_iteration, atoms):
+    """The end of one encoding of the alternating loop, shared by the
+    in-memory and distributed fits: report progress, let a callback stop the
+    fit, and test convergence (relative decrease of ``F`` at most ``tol``).
+
+    Returns True when the loop should stop because it converged or a callback
+    asked it to.
+    """
+    F = history[-1]
+    if verbose:
+        change = ""
+        if iteration > 0:
+            change = f", relative change {(history[-2] - F) / max(abs(history[-2]), 1e-300):.3e}"
+        print(
+            f"[WeightedL1SparseCoder] iteration {iteration}, objective {F:.6e}"
+            f"{change}, {time.perf_counter() - t0:.2f} s"
+        )
+    if on_iteration is not None and on_iteration(iteration, F, atoms):
+        return True
+    return iteration > 0 and history[-2] - F <= tol * max(abs(history[-2]), np.finfo(float).tiny)
+
+
+def dictionary_step(A, statistics, n_samples, alpha, donors, donor_objective):
+    """Re-seed unused atoms, then the closed-form dictionary update.
+
+    Unused atoms are re-seeded (:func:`reseed_atoms`) from the rows
+    ``donors`` with per-sample objectives ``donor_objective`` (all samples in
+    memory; the worst candidates of each block in a distributed fit). An
+    unused atom has a zero row in the statistics, so its proximal solution
+    is its (re-seeded) old value.
+
+    Returns
+    -------
+    A : ndarray of shape (n_components, n_features)
+    n_reseeded : int
+    """
+    XtX, s, XtY = statistics
+    unused = unused_atoms(s, n_samples)
+    n_reseeded = 0
+    if unused.any():
+        A = A.copy()
+        n_reseeded = reseed_atoms(A, unused, donors, donor_objective)
+    with single_threaded_blas():
+        return update_dictionary(XtX, s, XtY, alpha, A), n_reseeded
+
+
+def warn_not_converged(max_iter, tol):
+    warnings.warn(
+        f"Alternating minimization did not converge in max_iter={max_iter} "
+        f"iterations (tol={tol:g}); increase max_iter or tol.",
+        ConvergenceWarning,
+        stacklevel=4,
+    )
 
 
 def minibatch_weight(step, batch_size):
