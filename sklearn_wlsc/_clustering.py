@@ -207,15 +207,15 @@ class SimplexSpectralEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin
 
     Attributes
     ----------
-    components_ : ndarray of shape (n_components, n_features_in_)
+    components_ : ndarray of shape (n_components, n_atoms)
         The atom side ``Pᵀ``: the embedding of codes ``X`` is ``X @
         components_.T`` with rows scaled to unit norm.
     singular_values_ : ndarray of shape (n_components,)
         Non-trivial singular values ``σ`` of ``X̃``, non-increasing, in
         ``[0, 1]``. Values close to one mean weakly connected groups.
-    atom_degrees_ : ndarray of shape (n_features_in_,)
+    atom_degrees_ : ndarray of shape (n_atoms,)
         Atom degrees ``s = Xᵀ1`` (usage of each atom) in the training codes.
-    core_atoms_ : ndarray of shape (n_features_in_,), dtype=bool
+    core_atoms_ : ndarray of shape (n_atoms,), dtype=bool
         Atoms kept in the graph: used atoms whose connected component carries
         at least the mass of an average atom, ``Σ s / m`` (see Notes).
     n_graph_components_ : int
@@ -223,7 +223,7 @@ class SimplexSpectralEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin
         sample, dangling ones included.
     n_features_in_ : int
         Number of atoms ``m`` (columns of the codes).
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (n_atoms,)
         Names of features seen during :meth:`fit`, when they are strings.
 
     Notes
@@ -452,7 +452,7 @@ class SimplexSpectralClustering(ClusterMixin, BaseEstimator):
         informative after row normalization when ``c = 2``).
     n_atoms : int, default=None
         Number of atoms ``m``. ``None``: ``n / 10``, at least ``3 c + 1``, at
-        most ``max(256, 3 c + 1)`` (see :func:`default_n_atoms`).
+        most ``max(256, 3 c + 1)`` (see ``default_n_atoms``).
     alpha : float, default=None
         Locality weight of the coder. ``None``: ``0.25``. The objective is
         invariant to rescaling the data, so the value is unit-free: a sample
@@ -463,7 +463,7 @@ class SimplexSpectralClustering(ClusterMixin, BaseEstimator):
     standardize : "auto" or bool, default="auto"
         Scale features to unit variance before coding. ``"auto"``: when the
         largest feature standard deviation exceeds ten times the median one
-        (see :func:`needs_standardizing`).
+        (see ``needs_standardizing``).
     max_fit_samples : int, "auto" or None, default="auto"
         Fit the dictionary on a uniform subsample of at most this many
         samples; all samples are then encoded. ``"auto"``: ``10 m``, the
@@ -503,7 +503,7 @@ class SimplexSpectralClustering(ClusterMixin, BaseEstimator):
         Number of dictionary updates of the coder.
     n_features_in_ : int
         Number of features seen during :meth:`fit`.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (n_atoms,)
         Names of features seen during :meth:`fit`, when they are strings.
 
     Notes

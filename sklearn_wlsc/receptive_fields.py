@@ -853,6 +853,7 @@ def compare_fits(fit_a, fit_b, *, n_permutations=999, phase_bins=8, random_state
         - ``low_pass_diff``, ``low_pass_diff_pvalue``: fraction of a minus
           fraction of b with ``nx < 0.5`` and ``ny < 0.5``, two-sided Fisher
           exact test.
+
         p-values are NaN when a sample is empty.
     """
     rng = check_random_state(random_state)

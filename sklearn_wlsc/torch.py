@@ -58,8 +58,7 @@ class UnrolledWLSC(nn.Module):
         Learn the step size: a scalar parameter ``step`` initialized to
         ``1 / L`` for the initial atoms. Otherwise the step is ``1 / L`` for
         the current atoms, recomputed at each call without gradient.
-    dictionary : array-like or Tensor of shape (n_components, n_features), \
-            default=None
+    dictionary : array-like or Tensor of shape (n_components, n_features), default=None
         Initial atoms. ``None`` draws them from a standard normal
         distribution (seed torch's global generator, or better pass atoms).
     dtype : torch.dtype, default=None
