@@ -111,3 +111,51 @@ def test_errors_are_one_line(data_files, tmp_path, capsys):
         wlsc("cluster", data_files / "Y.npy", "--n-clusters", 1000, "-o", tmp_path / "l.npy"),
         "fewer than --n-clusters",
     )
+
+
+def test_cluster_end_to_end(data_files, tmp_path):
+    out = tmp_path / "labels.npy"
+    result = wlsc("cluster", data_files / "Y.csv", "--n-clusters", 3, "-o", out)
+    assert result.returncode == 0, result.stderr
+    labels = np.load(out)
+    assert labels.shape == (90,)
+    assert set(np.unique(labels)) <= {0, 1, 2}
+    assert "3 clusters of sizes" in result.stdout
+
+
+def test_demo_end_to_end(tmp_path):
+    pytest.importorskip("matplotlib")
+    result = wlsc("demo", "-o", tmp_path / "demo.png")
+    assert result.returncode == 0, result.stderr
+    assert "WLSC + bipartite spectral (ours)" in result.stdout
+    assert "KMeans on raw pixels" in result.stdout
+    # ACC, NMI and ARI are printed for both methods
+    rows = [
+        line.split()
+        for line in result.stdout.splitlines()
+        if "raw pixels" in line or "(ours)" in line
+    ]
+    assert all(len(r) >= 4 for r in rows) and len(rows) == 2
+    assert (tmp_path / "demo.png").stat().st_size > 10_000
+
+
+def test_receptive_fields_end_to_end(tmp_path):
+    pytest.importorskip("matplotlib")
+    fig = tmp_path / "rf.png"
+    result = wlsc(
+        "receptive-fields",
+        "--patch-size",
+        8,
+        "--n-patches",
+        1500,
+        "--n-components",
+        16,
+        "--max-iter",
+        5,
+        "-o",
+        fig,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "whitened 8x8 patches" in result.stdout
+    assert "n_valid" in result.stdout
+    assert fig.stat().st_size > 10_000
