@@ -1,6 +1,7 @@
 """Public estimators and functions: parameter rules, validation, thin drivers."""
 
 import functools
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -411,8 +412,6 @@ class WeightedL1SparseCoder(
                     f"= {(m, n_features)} is required."
                 )
         if X.shape[0] < m:
-            import warnings
-
             warnings.warn(
                 f"n_samples={X.shape[0]} is smaller than n_components={m}: "
                 "the extra atoms start as mixtures of samples and may stay "
@@ -685,8 +684,7 @@ class WeightedL1SparseCoder(
             )
         if is_torch_tensor(X):
             X = _check_tensor(X, n_features=self.n_features_in_)
-            device = self.device if self.device is not None else None
-            return get_backend("torch", device=device).encode_tensor_pass(
+            return get_backend("torch", device=self.device).encode_tensor_pass(
                 X,
                 self.components_,
                 float(self.alpha),
