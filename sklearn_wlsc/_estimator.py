@@ -168,14 +168,23 @@ def sparse_encode(
     >>> codes.round(3)
     array([[0.7, 0.2, 0.1]])
     """
+    # X keeps its kind (dask array, torch tensor or ndarray); the dictionary
+    # is always validated as a numpy array
     if _dask.is_dask_collection(X):
         X = _dask.check_dask_array(X)
-        dictionary = check_array(dictionary, dtype=_FLOATS, input_name="dictionary")
-        if dictionary.shape[1] != X.shape[1]:
-            raise ValueError(
-                f"dictionary has {dictionary.shape[1]} features per atom but X has "
-                f"{X.shape[1]} features."
-            )
+    elif is_torch_tensor(X):
+        X = _check_tensor(X)
+    else:
+        X = check_array(X, dtype=_FLOATS, input_name="X")
+    if is_torch_tensor(dictionary):
+        dictionary = _to_numpy(_check_tensor(dictionary, "dictionary"))
+    dictionary = check_array(dictionary, dtype=_FLOATS, input_name="dictionary")
+    if dictionary.shape[1] != X.shape[1]:
+        raise ValueError(
+            f"dictionary has {dictionary.shape[1]} features per atom but X has "
+            f"{X.shape[1]} features."
+        )
+    if _dask.is_dask_collection(X):
         return _dask.encode_dask(
             X,
             dictionary,
@@ -189,15 +198,6 @@ def sparse_encode(
             n_jobs=n_jobs,
         )
     if is_torch_tensor(X):
-        X = _check_tensor(X)
-        if is_torch_tensor(dictionary):
-            dictionary = _to_numpy(_check_tensor(dictionary, "dictionary"))
-        dictionary = check_array(dictionary, dtype=_FLOATS, input_name="dictionary")
-        if dictionary.shape[1] != X.shape[1]:
-            raise ValueError(
-                f"dictionary has {dictionary.shape[1]} features per atom but X has "
-                f"{X.shape[1]} features."
-            )
         if backend not in ("auto", "torch"):
             raise ValueError(f"A torch tensor X needs backend='torch' or 'auto', not {backend!r}.")
         return get_backend("torch", device=device).encode_tensor_pass(
@@ -208,15 +208,6 @@ def sparse_encode(
             n_layers=n_layers,
             tol=tol,
             max_iter=max_iter,
-        )
-    if is_torch_tensor(dictionary):
-        dictionary = _to_numpy(_check_tensor(dictionary, "dictionary"))
-    X = check_array(X, dtype=_FLOATS, input_name="X")
-    dictionary = check_array(dictionary, dtype=_FLOATS, input_name="dictionary")
-    if dictionary.shape[1] != X.shape[1]:
-        raise ValueError(
-            f"dictionary has {dictionary.shape[1]} features per atom but X has "
-            f"{X.shape[1]} features."
         )
     backend = get_backend(backend, X, dictionary, device=device)
     res = _dict_learning.encode_pass(
