@@ -55,6 +55,25 @@ def test_numba_projection_matches_reference(V):
     np.testing.assert_allclose(X, project_simplex(V), atol=1e-10 * max(1.0, np.abs(V).max()))
 
 
+@given(
+    arrays(np.float64, st.integers(1, 30), elements=finite),
+    st.one_of(finite, st.just(np.inf), st.just(-np.inf)),
+)
+@settings(max_examples=200, deadline=None)
+def test_numba_projection_from_any_guess(v, guess):
+    # the unrolled encoder starts each projection from the previous layer's
+    # threshold: guesses above the root, below it, beyond every entry or
+    # infinite must all land on the same projection
+    from sklearn_wlsc._backends._numba import project_from
+
+    expected = project_simplex(v[None])[0]
+    out = v.copy()
+    tau = project_from(out, guess, 0.0, 1.0)
+    atol = 1e-10 * max(1.0, np.abs(v).max())
+    np.testing.assert_allclose(out, expected, atol=atol)
+    np.testing.assert_allclose(np.maximum(v - tau, 0.0), expected, atol=atol)
+
+
 @pytest.mark.parametrize("dtype,atol", [(np.float64, 1e-12), (np.float32, 1e-5)])
 def test_backend_projection(backend, dtype, atol):
     rng = np.random.default_rng(1)

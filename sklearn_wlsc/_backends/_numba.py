@@ -52,53 +52,83 @@ def _jit(**options):
     return decorate
 
 
-@_jit(nogil=True, fastmath=_FASTMATH)
-def project_row(v):
-    """Project ``v`` onto the simplex in place (Michelot's algorithm).
+@_jit(nogil=True, fastmath=_FASTMATH, inline="always")
+def project_from(v, tau, zero, one):
+    """Project ``v`` onto the simplex in place, ``Π_Δ(v) = max(v − τ, 0)``,
+    starting the search for ``τ`` at the guess ``tau`` (``inf`` for none);
+    return ``τ``.
 
-    The candidate support shrinks monotonically and always contains the true
-    support, so the threshold is exact after at most ``m`` passes; in
-    practice a handful.
+    ``f(τ) = Σ_j max(v_j − τ, 0) − 1`` is convex, piecewise linear and
+    decreasing, so a Newton step from any point with ``f < 0`` lands at or
+    below the root, and Newton steps from below (Michelot's algorithm) climb
+    to it monotonically, the candidate support shrinking to the true one.
+    ``max(v) − 1`` is always a lower bound. A guess from a nearby ``v`` (the
+    previous layer of the unrolled encoder) saves most passes: about three
+    per projection there, including the one that checks the guess.
+    ``tau``, ``zero`` and ``one`` have ``v``'s dtype, and so do the
+    accumulators, so that float32 passes run in float32.
     """
     m = v.shape[0]
-    total = 0.0
+    total = zero
+    count = zero
+    vmax = v[0]
     for j in range(m):
-        total += v[j]
-    tau = (total - 1.0) / m
-    count = m
+        vj = v[j]
+        above = vj > tau
+        total += vj if above else zero
+        count += one if above else zero
+        vmax = max(vmax, vj)
+    lower = vmax - one
+    if count == zero:
+        tau = lower
+    else:
+        tau = max((total - one) / count, lower)
+    previous = -one
     for _ in range(m + 1):
-        total = 0.0
-        cnt = 0
+        total = zero
+        count = zero
         for j in range(m):
-            if v[j] > tau:
-                total += v[j]
-                cnt += 1
-        if cnt == count or cnt == 0:
+            vj = v[j]
+            above = vj > tau
+            total += vj if above else zero
+            count += one if above else zero
+        t_new = (total - one) / count
+        if count == previous:
+            tau = t_new
             break
-        count = cnt
-        tau = (total - 1.0) / cnt
+        previous = count
+        tau = t_new
     for j in range(m):
         d = v[j] - tau
-        v[j] = d if d > 0.0 else 0.0
+        v[j] = d if d > zero else zero
+    return tau
+
+
+def _constants(dtype):
+    """``(0, 1, inf)`` as scalars of ``dtype``, for kernels generic in it."""
+    c = np.array([0.0, 1.0, np.inf], dtype=dtype)
+    return c[0], c[1], c[2]
 
 
 @_jit(parallel=True)
-def project_rows(V, out):
-    """Project each row of ``V`` onto the simplex, into ``out``."""
+def project_rows(V, out, zero, one, inf):
+    """Project each row of ``V`` onto the simplex, into ``out`` (``zero``,
+    ``one`` and ``inf`` in its dtype)."""
     n = V.shape[0]
     for i in prange(n):
         out[i, :] = V[i, :]
-        project_row(out[i])
+        project_from(out[i], inf, zero, one)
 
 
 @_jit(parallel=True, fastmath=_FASTMATH)
-def unrolled_encode(G, C, inv_L, betas, X):
+def unrolled_encode(G, C, inv_L, betas, X, zero, one, inf):
     """Unrolled accelerated projected gradient, one sample per task.
 
     For each row ``c`` of ``C``: from ``x = z = 0``, ``len(betas)`` steps of
     ``x⁺ = Π_Δ(z + (c − zG)·inv_L)``, ``z = x⁺ + β_k (x⁺ − x)``. The product
-    ``zG`` skips the zero entries of ``z``, which the projection makes common.
-    Writes the codes into ``X``.
+    ``zG`` skips the zero entries of ``z``, which the projection makes common,
+    and each projection starts from the previous layer's threshold. Writes
+    the codes into ``X``; ``zero``, ``one`` and ``inf`` have its dtype.
     """
     n, m = C.shape
     n_layers = betas.shape[0]
@@ -109,18 +139,19 @@ def unrolled_encode(G, C, inv_L, betas, X):
         v = np.empty(m, dtype=X.dtype)
         for i in range(task * _CHUNK, min(n, (task + 1) * _CHUNK)):
             for j in range(m):
-                z[j] = 0.0
-                x[j] = 0.0
+                z[j] = zero
+                x[j] = zero
+            tau = inf
             for k in range(n_layers):
                 for j in range(m):
                     v[j] = z[j] + C[i, j] * inv_L
                 for r in range(m):
                     zr = z[r]
-                    if zr != 0.0:
+                    if zr != zero:
                         w = zr * inv_L
                         for j in range(m):
                             v[j] -= w * G[r, j]
-                project_row(v)
+                tau = project_from(v, tau, zero, one)
                 beta = betas[k]
                 for j in range(m):
                     xn = v[j]
@@ -364,7 +395,8 @@ class NumbaBackend(Backend):
         C = np.ascontiguousarray(C)
         X = np.empty_like(C)
         betas = momentum_schedule(n_layers, dtype)
-        unrolled_encode(G, C, dtype.type(1.0 / L), betas, X)
+        zero, one, inf = _constants(dtype)
+        unrolled_encode(G, C, dtype.type(1.0 / L), betas, X, zero, one, inf)
         return X
 
     def _exact(self, G, C, scale, tol, max_iter, X0=None):
@@ -388,7 +420,8 @@ class NumbaBackend(Backend):
     def project_simplex(self, V):
         V = np.ascontiguousarray(V)
         out = np.empty_like(V)
-        project_rows(V, out)
+        zero, one, inf = _constants(V.dtype)
+        project_rows(V, out, zero, one, inf)
         return out
 
     def limit_threads(self, n_jobs):
