@@ -288,6 +288,16 @@ def cmd_cluster(args):
     return 0
 
 
+def cmd_warmup(args):
+    from ._warmup import warmup
+
+    seconds = warmup(dtypes=args.dtypes)
+    for step, sec in seconds.items():
+        print(f"{step:<28} {sec:8.2f} s")
+    print(f"{'total':<28} {sum(seconds.values()):8.2f} s")
+    return 0
+
+
 def cmd_receptive_fields(args):
     from . import receptive_fields
     from ._estimator import WeightedL1SparseCoder
@@ -409,6 +419,21 @@ def build_parser():
     p.add_argument("--random-state", type=int, default=0, help="seed (default 0)")
     p.add_argument("-o", "--output", required=True, help="labels file to write (.npy or .csv)")
     p.set_defaults(func=cmd_cluster)
+
+    p = sub.add_parser(
+        "warmup",
+        help="compile the CPU kernels now (cached on disk for later processes)",
+        description="Compile the numba kernels, or load them from numba's disk cache, "
+        "and print how long each step took.",
+    )
+    p.add_argument(
+        "--dtypes",
+        nargs="+",
+        choices=["float64", "float32"],
+        default=["float64", "float32"],
+        help="data types to compile for (default: both)",
+    )
+    p.set_defaults(func=cmd_warmup)
 
     p = sub.add_parser(
         "receptive-fields",

@@ -44,7 +44,7 @@ def _one_error_line(result, *fragments):
 
 
 def test_help_on_every_subcommand():
-    for sub in ("", "demo", "fit", "transform", "cluster", "receptive-fields"):
+    for sub in ("", "demo", "fit", "transform", "cluster", "receptive-fields", "warmup"):
         result = wlsc(*([sub] if sub else []), "--help")
         assert result.returncode == 0, result.stderr
         assert "usage: wlsc" in result.stdout
@@ -111,6 +111,13 @@ def test_errors_are_one_line(data_files, tmp_path, capsys):
         wlsc("cluster", data_files / "Y.npy", "--n-clusters", 1000, "-o", tmp_path / "l.npy"),
         "fewer than --n-clusters",
     )
+
+
+def test_warmup_end_to_end():
+    result = wlsc("warmup", "--dtypes", "float64")
+    assert result.returncode == 0, result.stderr
+    steps = [line.rsplit(None, 2)[0] for line in result.stdout.strip().splitlines()]
+    assert steps == ["projection float64", "unrolled encoder float64", "exact encoder", "fit", "total"]
 
 
 def test_cluster_end_to_end(data_files, tmp_path):
