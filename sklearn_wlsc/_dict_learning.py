@@ -127,6 +127,12 @@ def encode_pass(
     exponent = -math.frexp(scale)[1] + 1
     A_c = np.ldexp(A_c, exponent).astype(dtype, copy=False)
 
+    A64 = A_c.astype(np.float64, copy=False)
+    # the cross term pays to share when more than the encoder needs it
+    share_cross = backend.name != "torch" and (
+        algorithm == "exact" or (objective and dtype == np.float64)
+    )
+
     result = EncodePass()
     if keep_codes:
         result.codes = np.empty((n, m), dtype=dtype)
@@ -143,6 +149,13 @@ def encode_pass(
         for start in range(0, n, chunk_rows):
             stop = min(n, start + chunk_rows)
             Yc = np.ldexp(Y[start:stop] - shift, exponent).astype(dtype, copy=False)
+            # Y Aᵀ once per chunk, for the encoder's terms, the gap scale
+            # and the objective alike (the float32 unrolled encoder makes its
+            # own in float32)
+            cross = None
+            if share_cross:
+                Y64 = Yc.astype(np.float64, copy=False)
+                cross = Y64 @ A64.T
             X, gap = backend.encode(
                 Yc,
                 A_c,
@@ -152,6 +165,7 @@ def encode_pass(
                 tol=tol,
                 max_iter=max_iter,
                 init_codes=None if init_codes is None else init_codes[start:stop],
+                cross=cross,
             )
             if keep_codes:
                 result.codes[start:stop] = X
@@ -160,13 +174,19 @@ def encode_pass(
             if objective:
                 # in scaled units; rescaled once below
                 result.objective[start:stop] = _objective.sample_objective(
-                    Yc.astype(np.float64), A_c.astype(np.float64), X.astype(np.float64), alpha
+                    Yc.astype(np.float64, copy=False),
+                    A64,
+                    X.astype(np.float64, copy=False),
+                    alpha,
+                    cross,
                 )
             if statistics:
-                X64 = X.astype(np.float64, copy=False)
-                XtX += X64.T @ X64
-                s += X64.sum(axis=0)
-                XtY += X64.T @ Y[start:stop]
+                XtX_c, s_c, XtY_c = _objective.dictionary_statistics(
+                    X.astype(np.float64, copy=False), Y[start:stop]
+                )
+                XtX += XtX_c
+                s += s_c
+                XtY += XtY_c
     if objective:
         result.objective *= scale * scale
     if statistics:

@@ -19,9 +19,29 @@ matching shapes); validation happens once, at the public edge.
 """
 
 import numpy as np
+from scipy import sparse
+
+# codes with at most this fraction of nonzero entries are multiplied as CSR
+# matrices: simplex codes have a few nonzeros per row, so their products
+# cost n·k·d instead of the GEMM's n·m·d
+SPARSE_CODES_DENSITY = 0.1
 
 
-def encoder_terms(Y, A, alpha):
+def _sparse_codes(X):
+    """A CSR copy of ``X`` when it is sparse enough to pay, else None."""
+    if X.size and np.count_nonzero(X) <= SPARSE_CODES_DENSITY * X.size:
+        return sparse.csr_matrix(X)
+    return None
+
+
+def codes_product(X, B):
+    """``X @ B`` for codes ``X``, skipping their zero entries when few are
+    nonzero."""
+    Xs = _sparse_codes(X)
+    return X @ B if Xs is None else np.asarray(Xs @ B)
+
+
+def encoder_terms(Y, A, alpha, cross=None):
     """Gram matrix and linear terms of the encoder's quadratic program.
 
     Parameters
@@ -29,6 +49,8 @@ def encoder_terms(Y, A, alpha):
     Y : ndarray of shape (n_samples, n_features)
     A : ndarray of shape (n_components, n_features)
     alpha : float
+    cross : ndarray of shape (n_samples, n_components), default=None
+        ``Y Aᵀ`` when the caller already has it (it is not modified).
 
     Returns
     -------
@@ -38,7 +60,7 @@ def encoder_terms(Y, A, alpha):
         ``(1 + 2α) Y Aᵀ − α diag(G)``, so that the gradient is ``X G − C``.
     """
     G = A @ A.T
-    C = Y @ A.T
+    C = Y @ A.T if cross is None else cross.copy()
     C *= 1.0 + 2.0 * alpha
     C -= alpha * np.diag(G)
     return G, C
@@ -98,14 +120,16 @@ def duality_gap(X, grad):
     return np.einsum("ij,ij->i", X, grad) - grad.min(axis=1)
 
 
-def squared_distances(Y, A):
+def squared_distances(Y, A, cross=None):
     """Squared Euclidean distances ``‖y_i − a_j‖²``, clipped at zero.
+
+    ``cross`` is ``Y Aᵀ`` when the caller already has it (not modified).
 
     Returns
     -------
     D : ndarray of shape (n_samples, n_components)
     """
-    D = Y @ A.T
+    D = Y @ A.T if cross is None else cross.copy()
     D *= -2.0
     D += np.einsum("ij,ij->i", Y, Y)[:, None]
     D += np.einsum("ij,ij->i", A, A)[None, :]
@@ -113,8 +137,12 @@ def squared_distances(Y, A):
     return D
 
 
-def sample_objective(Y, A, X, alpha):
+def sample_objective(Y, A, X, alpha, cross=None):
     """Per-sample objective ``½‖y_i − x_i A‖² + α Σ_j x_ij ‖y_i − a_j‖²``.
+
+    The residual is formed explicitly (not expanded through ``Y Aᵀ``, which
+    would lose the digits of a small residual to cancellation); sparse codes
+    are multiplied as sparse matrices.
 
     Parameters
     ----------
@@ -122,15 +150,17 @@ def sample_objective(Y, A, X, alpha):
     A : ndarray of shape (n_components, n_features)
     X : ndarray of shape (n_samples, n_components)
     alpha : float
+    cross : ndarray of shape (n_samples, n_components), default=None
+        ``Y Aᵀ`` when the caller already has it.
 
     Returns
     -------
     f : ndarray of shape (n_samples,)
     """
-    R = Y - X @ A
+    R = Y - codes_product(X, A)
     f = 0.5 * np.einsum("ij,ij->i", R, R)
     if alpha != 0.0:
-        f += alpha * np.einsum("ij,ij->i", X, squared_distances(Y, A))
+        f += alpha * np.einsum("ij,ij->i", X, squared_distances(Y, A, cross))
     return f
 
 
@@ -139,18 +169,19 @@ def objective(Y, A, X, alpha):
     return float(np.mean(sample_objective(Y, A, X, alpha)))
 
 
-def gap_scale(Y, A, alpha):
+def gap_scale(Y, A, alpha, cross=None):
     """Per-sample scale against which the exact encoder's gap is compared.
 
     ``(½ + α) max_j ‖y_i − a_j‖²`` bounds the objective at every vertex of the
     simplex, is invariant to translating samples and atoms together, and
     scales like the objective. It is floored so that it is never zero.
+    ``cross`` is ``Y Aᵀ`` when the caller already has it.
 
     Returns
     -------
     scale : ndarray of shape (n_samples,)
     """
-    D = squared_distances(Y, A)
+    D = squared_distances(Y, A, cross)
     scale = (0.5 + alpha) * D.max(axis=1)
     floor = 1e-14 * (np.einsum("ij,ij->i", Y, Y) + np.max(np.einsum("ij,ij->i", A, A)))
     np.maximum(scale, floor, out=scale)
@@ -168,4 +199,8 @@ def dictionary_statistics(X, Y):
         How much each atom is used, ``Xᵀ1``.
     XtY : ndarray of shape (n_components, n_features)
     """
-    return X.T @ X, X.sum(axis=0), X.T @ Y
+    Xs = _sparse_codes(X)
+    if Xs is None:
+        return X.T @ X, X.sum(axis=0), X.T @ Y
+    Xt = Xs.T.tocsr()
+    return (Xt @ Xs).toarray(), X.sum(axis=0), np.asarray(Xt @ Y)

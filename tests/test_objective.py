@@ -109,3 +109,51 @@ def test_update_dictionary_keeps_unused_atom(rng):
     A_new = update_dictionary(*_objective.dictionary_statistics(X, Y), 0.5, A)
     assert np.all(np.isfinite(A_new))
     np.testing.assert_allclose(A_new[2], A[2], rtol=1e-9)
+
+
+def _sparse_simplex_codes(rng, n, m, k):
+    """Rows on the simplex with ``k`` nonzero entries each."""
+    X = np.zeros((n, m))
+    for i in range(n):
+        X[i, rng.choice(m, size=k, replace=False)] = rng.dirichlet(np.ones(k))
+    return X
+
+
+@pytest.mark.parametrize("k", [1, 3, 40])  # sparse (CSR products) and dense codes
+def test_sample_objective_with_sparse_codes_matches_definition(rng, k):
+    Y, A = make_problem(rng, n=200, d=6, m=40)
+    X = _sparse_simplex_codes(rng, Y.shape[0], A.shape[0], k)
+    assert (_objective._sparse_codes(X) is None) == (k == 40)
+    cross = Y @ A.T
+    cross_before = cross.copy()
+    expected = _direct_sample_objective(Y, A, X, 0.3)
+    np.testing.assert_allclose(_objective.sample_objective(Y, A, X, 0.3), expected, rtol=1e-12)
+    np.testing.assert_allclose(
+        _objective.sample_objective(Y, A, X, 0.3, cross=cross), expected, rtol=1e-12
+    )
+    np.testing.assert_array_equal(cross, cross_before)
+
+
+@pytest.mark.parametrize("k", [1, 3, 40])
+def test_dictionary_statistics_with_sparse_codes(rng, k):
+    Y, A = make_problem(rng, n=150, d=5, m=40)
+    X = _sparse_simplex_codes(rng, Y.shape[0], A.shape[0], k)
+    XtX, s, XtY = _objective.dictionary_statistics(X, Y)
+    np.testing.assert_allclose(XtX, X.T @ X, rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(s, X.sum(axis=0), rtol=1e-13)
+    np.testing.assert_allclose(XtY, X.T @ Y, rtol=1e-12, atol=1e-14)
+    assert isinstance(XtX, np.ndarray) and isinstance(XtY, np.ndarray)
+
+
+def test_shared_cross_term_gives_the_same_terms(rng):
+    Y, A = make_problem(rng)
+    cross = Y @ A.T
+    cross_before = cross.copy()
+    G0, C0 = _objective.encoder_terms(Y, A, 0.4)
+    G1, C1 = _objective.encoder_terms(Y, A, 0.4, cross)
+    np.testing.assert_array_equal(G0, G1)
+    np.testing.assert_array_equal(C0, C1)
+    np.testing.assert_array_equal(
+        _objective.gap_scale(Y, A, 0.4), _objective.gap_scale(Y, A, 0.4, cross)
+    )
+    np.testing.assert_array_equal(cross, cross_before)

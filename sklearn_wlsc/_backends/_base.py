@@ -19,7 +19,9 @@ class Backend(abc.ABC):
 
     name = None
 
-    def encode(self, Y, A, alpha, *, algorithm, n_layers, tol, max_iter, init_codes=None):
+    def encode(
+        self, Y, A, alpha, *, algorithm, n_layers, tol, max_iter, init_codes=None, cross=None
+    ):
         """Encode the rows of ``Y`` on the simplex for the dictionary ``A``.
 
         Parameters
@@ -37,6 +39,11 @@ class Backend(abc.ABC):
         init_codes : ndarray of shape (n_samples, n_components), default=None
             Warm start of the exact encoder (rows on the simplex, or rows of
             zeros for a cold start).
+        cross : ndarray of shape (n_samples, n_components), default=None
+            ``Y Aᵀ`` in float64 when the caller already has it, so that the
+            pass computes it once for the encoder's terms, the gap scale and
+            the objective. Used by the exact encoder, and by the unrolled
+            one when ``Y`` is float64.
 
         Returns
         -------
@@ -45,14 +52,20 @@ class Backend(abc.ABC):
         gap : ndarray of shape (n_samples,) or None
             Relative duality gap reached by the exact encoder, else None.
         """
+        if cross is not None and cross.dtype != np.float64:
+            raise TypeError("the cross term Y Aᵀ must be float64")
         if algorithm == "unrolled":
-            G, C = _objective.encoder_terms(Y, A, alpha)
+            if Y.dtype != np.float64:
+                cross = None
+            G, C = _objective.encoder_terms(Y, A, alpha, cross)
             L = _objective.lipschitz_constant(A)
             return self._unrolled(G, C, L, n_layers), None
         Y64 = np.asarray(Y, dtype=np.float64)
         A64 = np.asarray(A, dtype=np.float64)
-        G, C = _objective.encoder_terms(Y64, A64, alpha)
-        scale = _objective.gap_scale(Y64, A64, alpha)
+        if cross is None:
+            cross = Y64 @ A64.T
+        G, C = _objective.encoder_terms(Y64, A64, alpha, cross)
+        scale = _objective.gap_scale(Y64, A64, alpha, cross)
         X, gap = self._exact(G, C, scale, tol, max_iter, init_codes)
         return X.astype(Y.dtype, copy=False), gap / scale
 

@@ -536,10 +536,13 @@ class TorchBackend(Backend):
 
     # -- encoders ------------------------------------------------------------
 
-    def encode(self, Y, A, alpha, *, algorithm, n_layers, tol, max_iter, init_codes=None):
+    def encode(
+        self, Y, A, alpha, *, algorithm, n_layers, tol, max_iter, init_codes=None, cross=None
+    ):
         """Encode numpy rows on :attr:`device`; numpy codes in ``Y``'s dtype.
 
-        Same contract as :meth:`Backend.encode`.
+        Same contract as :meth:`Backend.encode`, except that ``cross`` is not
+        used: the terms are computed on the device, where ``Y`` goes anyway.
         """
         device = self._compute_device()
         Yt = self._to_tensor(Y, device)
