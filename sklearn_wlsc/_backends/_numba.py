@@ -62,7 +62,8 @@ def project_from(v, tau, zero, one):
     decreasing, so a Newton step from any point with ``f < 0`` lands at or
     below the root, and Newton steps from below (Michelot's algorithm) climb
     to it monotonically, the candidate support shrinking to the true one.
-    ``max(v) − 1`` is always a lower bound. A guess from a nearby ``v`` (the
+    When the guess is above every entry, ``max(v) − 1``, always a lower
+    bound, is the start instead. A guess from a nearby ``v`` (the
     previous layer of the unrolled encoder) saves most passes: about three
     per projection there, including the one that checks the guess.
     ``tau``, ``zero`` and ``one`` have ``v``'s dtype, and so do the
@@ -71,18 +72,18 @@ def project_from(v, tau, zero, one):
     m = v.shape[0]
     total = zero
     count = zero
-    vmax = v[0]
     for j in range(m):
         vj = v[j]
         above = vj > tau
         total += vj if above else zero
         count += one if above else zero
-        vmax = max(vmax, vj)
-    lower = vmax - one
     if count == zero:
-        tau = lower
+        vmax = v[0]
+        for j in range(1, m):
+            vmax = max(vmax, v[j])
+        tau = vmax - one
     else:
-        tau = max((total - one) / count, lower)
+        tau = (total - one) / count
     previous = -one
     for _ in range(m + 1):
         total = zero
