@@ -127,9 +127,10 @@ def unrolled_encode(G, C, inv_L, betas, X, zero, one, inf):
 
     For each row ``c`` of ``C``: from ``x = z = 0``, ``len(betas)`` steps of
     ``x⁺ = Π_Δ(z + (c − zG)·inv_L)``, ``z = x⁺ + β_k (x⁺ − x)``. The product
-    ``zG`` skips the zero entries of ``z``, which the projection makes common,
-    and each projection starts from the previous layer's threshold. Writes
-    the codes into ``X``; ``zero``, ``one`` and ``inf`` have its dtype.
+    ``zG`` runs over a list of the nonzero entries of ``z``, which the
+    projection makes few, and each projection starts from the previous
+    layer's threshold. Writes the codes into ``X``; ``zero``, ``one`` and
+    ``inf`` have its dtype.
     """
     n, m = C.shape
     n_layers = betas.shape[0]
@@ -138,26 +139,32 @@ def unrolled_encode(G, C, inv_L, betas, X, zero, one, inf):
         z = np.empty(m, dtype=X.dtype)
         x = np.empty(m, dtype=X.dtype)
         v = np.empty(m, dtype=X.dtype)
+        support = np.empty(m, dtype=np.int64)
         for i in range(task * _CHUNK, min(n, (task + 1) * _CHUNK)):
             for j in range(m):
                 z[j] = zero
                 x[j] = zero
+            n_support = 0
             tau = inf
             for k in range(n_layers):
                 for j in range(m):
                     v[j] = z[j] + C[i, j] * inv_L
-                for r in range(m):
-                    zr = z[r]
-                    if zr != zero:
-                        w = zr * inv_L
-                        for j in range(m):
-                            v[j] -= w * G[r, j]
+                for a in range(n_support):
+                    r = support[a]
+                    w = z[r] * inv_L
+                    for j in range(m):
+                        v[j] -= w * G[r, j]
                 tau = project_from(v, tau, zero, one)
                 beta = betas[k]
                 for j in range(m):
                     xn = v[j]
                     z[j] = xn + beta * (xn - x[j])
                     x[j] = xn
+                # the nonzero entries of z, listed without branches
+                n_support = 0
+                for j in range(m):
+                    support[n_support] = j
+                    n_support += 1 if z[j] != zero else 0
             for j in range(m):
                 X[i, j] = x[j]
 
