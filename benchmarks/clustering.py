@@ -376,8 +376,9 @@ def tsne_figure(out, seed=0):
     """t-SNE of digits: raw pixels, codes, and the spectral embedding of the
     codes, colored by digit (after the papers' Figure 1B).
 
-    Codes are those of the coder fitted by
-    ``SimplexSpectralClustering(n_clusters=10)``; the third panel is the
+    Codes are those of the coders fitted by
+    ``SimplexSpectralClustering(n_clusters=10)`` (:meth:`encode`, the
+    dictionaries side by side); the third panel is the
     embedding that its k-means clusters. Needs matplotlib, imported here only.
     """
     import matplotlib
@@ -389,10 +390,14 @@ def tsne_figure(out, seed=0):
 
     X, y = load_digits(return_X_y=True)
     model = SimplexSpectralClustering(10, random_state=seed).fit(X)
-    codes = model.coder_.transform(X)
+    codes = model.encode(X)
+    codes = codes.toarray() if hasattr(codes, "toarray") else codes
     panels = [
         ("raw pixels", X),
-        (f"codes ({model.n_atoms_} atoms, α={model.alpha_})", codes),
+        (
+            f"codes ({len(model.coders_)} × {model.n_atoms_} atoms, α={model.alpha_})",
+            codes,
+        ),
         ("spectral embedding of codes", model.embedding_.transform(codes)),
     ]
     fig, axes = plt.subplots(1, len(panels), figsize=(16, 5.2))

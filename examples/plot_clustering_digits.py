@@ -25,7 +25,7 @@ from sklearn_wlsc import (
 X, y = load_digits(return_X_y=True)
 model = SimplexSpectralClustering(n_clusters=10, random_state=0)
 labels = model.fit_predict(X)
-codes = model.coder_.transform(X)
+codes = model.coder_.transform(X)  # the codes of one of its dictionaries
 scores = {
     "KMeans on pixels": adjusted_rand_score(
         y, KMeans(10, n_init=10, random_state=0).fit_predict(X)
@@ -38,10 +38,10 @@ scores = {
 for name, ari in scores.items():
     print(f"{name:>20}: ARI {ari:.3f}")
 
-# the same model as a pipeline
+# with a single dictionary (n_dictionaries=1), the model is this pipeline
 pipe = make_pipeline(
     WeightedL1SparseCoder(n_components=model.n_atoms_, alpha=model.alpha_, random_state=0),
-    SimplexSpectralEmbedding(n_components=10),
+    SimplexSpectralEmbedding(n_components=10, min_support=len(X) / model.n_atoms_),
     KMeans(10, n_init=10, random_state=0),
 )
 print(f"pipeline ARI {adjusted_rand_score(y, pipe.fit_predict(X)):.3f}")

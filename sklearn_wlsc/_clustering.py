@@ -69,7 +69,7 @@ def _gram(X):
     return XtX, s
 
 
-def _graph_components(XtX, s):
+def _graph_components(XtX, s, min_mass=None):
     """Connected components of the sample–atom graph, through its atoms.
 
     Two used atoms are linked when some sample uses both, so the components
@@ -81,8 +81,8 @@ def _graph_components(XtX, s):
     n_components : int
         Number of components holding at least one sample.
     core : ndarray of shape (m,), dtype=bool
-        Used atoms whose component holds at least the mass of an average atom,
-        ``Σ s / m``; the others are dangling.
+        Used atoms whose component holds at least ``min_mass`` (``None``: the
+        mass of an average atom, ``Σ s / m``); the others are dangling.
     """
     m = s.shape[0]
     used = s > 0
@@ -93,7 +93,9 @@ def _graph_components(XtX, s):
     pattern = sparse.csr_matrix(XtX[np.ix_(idx, idx)] > 0)
     n_comp, labels = connected_components(pattern, directed=False)
     mass = np.bincount(labels, weights=s[idx], minlength=n_comp)
-    core[idx] = mass[labels] >= s.sum() / m
+    if min_mass is None:
+        min_mass = s.sum() / m
+    core[idx] = mass[labels] >= min_mass
     return int(n_comp), core
 
 
@@ -145,8 +147,9 @@ def simplex_spectral_projection(XtX, s, n_components, core=None):
     sigma = np.zeros(n_components)
     if r < 1:
         return P, sigma
-    w, V = linalg.eigh(M, check_finite=False)
-    w, V = w[::-1][:r], V[:, ::-1][:, :r]
+    # only the r leading eigenpairs: O(m² r) after the reduction, not O(m³)
+    w, V = linalg.eigh(M, check_finite=False, subset_by_index=[m - r, m - 1])
+    w, V = w[::-1], V[:, ::-1]
     sigma[:r] = np.sqrt(np.clip(w, 0.0, 1.0))
     # a deterministic sign: the largest-magnitude loading of each vector > 0
     flip = np.sign(V[np.argmax(np.abs(V), axis=0), np.arange(r)])
@@ -164,6 +167,57 @@ def _embed(X, P):
     norms[norms == 0] = 1.0
     U /= norms[:, None]
     return U
+
+
+def participation_ratio(U):
+    """Effective number of samples carrying each column of ``U``.
+
+    ``(Σ_i u_i²)² / Σ_i u_i⁴``: ``n`` for a column spread evenly over ``n``
+    samples, one for a column concentrated on a single sample, and about the
+    size of the smaller side for a column that separates two groups. Zero
+    columns get zero.
+    """
+    U = np.asarray(U, dtype=np.float64)
+    sq = np.einsum("ij,ij->j", U, U)
+    quad = np.einsum("ij,ij->j", U * U, U * U)
+    out = np.zeros(U.shape[1])
+    np.divide(sq * sq, quad, out=out, where=quad > 0)
+    return out
+
+
+def _select_delocalized(X, P, sigma, n_components, min_support):
+    """The first ``n_components`` columns of ``P`` that are not localized.
+
+    Trusts its inputs. Columns are taken in the order of ``sigma`` (non-
+    increasing); a column whose training embedding ``X P[:, j]`` has a
+    participation ratio below ``min_support`` is skipped. When fewer than
+    ``n_components`` columns pass, the skipped ones fill the remaining
+    slots, still in order. Columns with ``σ = 0`` are never selected ahead
+    of the others.
+
+    Returns
+    -------
+    keep : ndarray of shape (n_components,), dtype=int
+        Selected columns, in order.
+    n_localized : int
+        Number of columns skipped ahead of the last selected one.
+    """
+    r = P.shape[1]
+    kept, skipped = [], []
+    start = 0
+    while len(kept) < n_components and start < r:
+        stop = min(r, start + max(n_components, 8))
+        block = np.asarray(safe_sparse_dot(X, P[:, start:stop]))
+        support = participation_ratio(block)
+        for j in range(start, stop):
+            if len(kept) == n_components:
+                break
+            good = sigma[j] > 0 and support[j - start] >= min_support
+            (kept if good else skipped).append(j)
+        start = stop
+    keep = (kept + skipped)[:n_components]
+    n_localized = sum(1 for j in skipped if j < max(kept, default=-1))
+    return np.array(keep, dtype=int), n_localized
 
 
 # -- public estimators -----------------------------------------------------
@@ -204,6 +258,14 @@ class SimplexSpectralEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin
         vectors kept. Codes with ``m`` atoms have at most ``m - 1``; columns
         beyond them are zero (with a warning). For clustering into ``c``
         groups, ``c - 1`` to ``c`` suffice.
+    min_support : float or None, default=None
+        Smallest effective number of samples of a kept singular vector (its
+        participation ratio ``(Σ u_i²)² / Σ u_i⁴`` over the training
+        samples); vectors below it are skipped as localized, and connected
+        components of smaller mass are dropped as dangling (see Notes).
+        ``None``: ``Σ s / m`` (``n / m`` without isolated samples), the
+        number of samples an average atom serves. ``0``: keep every
+        component and the leading vectors as they are.
 
     Attributes
     ----------
@@ -217,10 +279,14 @@ class SimplexSpectralEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin
         Atom degrees ``s = Xᵀ1`` (usage of each atom) in the training codes.
     core_atoms_ : ndarray of shape (n_atoms,), dtype=bool
         Atoms kept in the graph: used atoms whose connected component carries
-        at least the mass of an average atom, ``Σ s / m`` (see Notes).
+        at least ``min_support`` (by default the mass of an average atom,
+        ``Σ s / m``; see Notes).
     n_graph_components_ : int
         Number of connected components of the training graph that contain a
         sample, dangling ones included.
+    n_localized_ : int
+        Number of localized singular vectors skipped ahead of the last kept
+        one.
     n_features_in_ : int
         Number of atoms ``m`` (columns of the codes).
     feature_names_in_ : ndarray of shape (n_atoms,)
@@ -244,10 +310,24 @@ class SimplexSpectralEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin
     **Dangling components.** Each connected component of the graph has
     singular value one, so a tiny component (typically an outlier sample
     that captured an atom of its own) would take a whole embedding dimension
-    and hide the cluster structure. Components carrying less mass than an
-    average atom (``Σ s / m``, i.e. fewer samples than an average atom
-    serves) are therefore treated like unused atoms; larger components, which
-    are genuine well-separated groups, are kept and embedded apart.
+    and hide the cluster structure. Components carrying less mass than
+    ``min_support`` (by default that of an average atom, ``Σ s / m``, i.e.
+    fewer samples than an average atom serves) are therefore treated like
+    unused atoms; larger components, which are genuine well-separated
+    groups, are kept and embedded apart.
+
+    **Localized vectors.** An outlier that shares an atom with only a few
+    samples is weakly, but not un-, connected to the rest, and it yields a
+    singular value close to one whose vector is concentrated on those few
+    samples: it describes the outlier, not a cluster. The participation
+    ratio ``(Σ u_i²)² / Σ u_i⁴`` of a vector is its effective number of
+    samples (about the size of the smaller side for a vector that separates
+    two groups), so vectors whose participation ratio is below
+    ``min_support`` (by default ``n / m``: fewer samples than an average
+    atom serves, the same scale as the rule for dangling components) are
+    skipped and the next vectors, in the order of ``σ``, are kept instead;
+    candidates are the ``4 k + 16`` leading vectors. When too few pass,
+    skipped ones fill the remaining columns.
 
     **Precision.** The eigenproblem is solved in float64; the output has the
     dtype of the input (float32 or float64).
@@ -286,10 +366,12 @@ class SimplexSpectralEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin
 
     _parameter_constraints = {
         "n_components": [Interval(Integral, 1, None, closed="left")],
+        "min_support": [Interval(Real, 0, None, closed="left"), None],
     }
 
-    def __init__(self, n_components=2):
+    def __init__(self, n_components=2, *, min_support=None):
         self.n_components = n_components
+        self.min_support = min_support
 
     @property
     def _n_features_out(self):
@@ -327,8 +409,19 @@ class SimplexSpectralEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin
                 stacklevel=2,
             )
         XtX, s = _gram(X)
-        self.n_graph_components_, self.core_atoms_ = _graph_components(XtX, s)
-        P, sigma = simplex_spectral_projection(XtX, s, self.n_components, core=self.core_atoms_)
+        # a row on the simplex carries mass one: Σ s / m is n / m without isolated rows
+        min_support = s.sum() / m if self.min_support is None else self.min_support
+        self.n_graph_components_, self.core_atoms_ = _graph_components(XtX, s, min_support)
+        k = self.n_components
+        if min_support == 0:
+            P, sigma = simplex_spectral_projection(XtX, s, k, core=self.core_atoms_)
+            self.n_localized_ = 0
+        else:
+            # candidates: a few outliers take a few vectors, not dozens
+            n_candidates = max(k, min(m - 1, 4 * k + 16))
+            P, sigma = simplex_spectral_projection(XtX, s, n_candidates, core=self.core_atoms_)
+            keep, self.n_localized_ = _select_delocalized(X, P, sigma, k, min_support)
+            P, sigma = P[:, keep], sigma[keep]
         self.components_ = P.T
         self.singular_values_ = sigma
         self.atom_degrees_ = s
@@ -370,8 +463,10 @@ MIN_ATOMS_PER_CLUSTER = 3
 #: largest default dictionary (unless n_clusters asks for more)
 MAX_ATOMS = 256
 #: default locality weight: between two neighbouring atoms a sample uses both
-#: over the middle 1 / (1 + 2α) = 2/3 of the segment
-DEFAULT_ALPHA = 0.25
+#: over the middle 1 / (1 + 2α) = 1/2 of the segment
+DEFAULT_ALPHA = 0.5
+#: default number of dictionaries whose graphs are averaged
+DEFAULT_N_DICTIONARIES = 8
 #: feature scales are "heterogeneous" beyond this ratio of standard deviations
 STANDARDIZE_RATIO = 10.0
 
@@ -430,11 +525,15 @@ class SimplexSpectralClustering(ClusterMixin, BaseEstimator):
 
     Three steps, each a fitted sub-estimator:
 
-    1. :class:`WeightedL1SparseCoder` learns ``m`` atoms and codes every
-       sample on the simplex; the codes are sparse and local, so they define
-       a sample–atom graph (an anchor graph) in ``O(n m d)``.
+    1. ``R`` instances of :class:`WeightedL1SparseCoder`, from different
+       random initializations (and subsamples), each learn ``m`` atoms and
+       code every sample on the simplex; the codes are sparse and local, so
+       they define a sample–atom graph (an anchor graph) in ``O(n m d)``.
+       The ``R`` graphs are averaged: the codes are concatenated and divided
+       by ``R`` (see Notes).
     2. :class:`SimplexSpectralEmbedding` embeds the samples with the leading
-       singular vectors of the normalized graph, an ``m × m`` eigenproblem.
+       singular vectors of the normalized graph, an ``R m × R m``
+       eigenproblem, skipping vectors localized on a few outliers.
     3. :class:`~sklearn.cluster.KMeans` clusters the embedded samples.
 
     Unlike :class:`~sklearn.cluster.SpectralClustering`, the cost is linear in
@@ -454,12 +553,18 @@ class SimplexSpectralClustering(ClusterMixin, BaseEstimator):
         Number of atoms ``m``. ``None``: ``n / 10``, at least ``3 c + 1``, at
         most ``max(256, 3 c + 1)`` (see ``default_n_atoms``).
     alpha : float, default=None
-        Locality weight of the coder. ``None``: ``0.25``. The objective is
+        Locality weight of the coders. ``None``: ``0.5``. The objective is
         invariant to rescaling the data, so the value is unit-free: a sample
         lying between two neighbouring atoms uses both over the middle
-        ``1 / (1 + 2α) = 2/3`` of the segment joining them, which links
-        neighbouring atoms in the graph while keeping codes local (larger
+        ``1 / (1 + 2α) = 1/2`` of the segment joining them, which links
+        neighbouring atoms in each graph while keeping codes local (larger
         values approach hard assignments and disconnect the graph).
+    n_dictionaries : int, default=8
+        Number ``R`` of dictionaries, learned from different random
+        initializations, whose sample–atom graphs are averaged. Each graph
+        depends on where its atoms fell; averaging ``R`` of them keeps the
+        links that do not depend on that chance (see Notes). ``1``: a single
+        coder. Cost grows linearly in ``R``.
     standardize : "auto" or bool, default="auto"
         Scale features to unit variance before coding. ``"auto"``: when the
         largest feature standard deviation exceeds ten times the median one
@@ -478,8 +583,9 @@ class SimplexSpectralClustering(ClusterMixin, BaseEstimator):
     n_jobs : int, default=None
         Number of threads of the coder's kernels.
     random_state : int, RandomState instance or None, default=None
-        Seeds the subsample, the coder's initialization and k-means; passed
-        as given to both sub-estimators.
+        Seeds the subsamples, the coders' initializations and k-means. The
+        first coder and k-means get it as given; the other coders get seeds
+        drawn from it.
 
     Attributes
     ----------
@@ -487,10 +593,12 @@ class SimplexSpectralClustering(ClusterMixin, BaseEstimator):
         Cluster of each training sample.
     scaler_ : StandardScaler or None
         The fitted scaler, when features were standardized.
+    coders_ : list of WeightedL1SparseCoder
+        The ``R`` fitted coders.
     coder_ : WeightedL1SparseCoder
-        The fitted coder.
+        The first fitted coder, ``coders_[0]``.
     embedding_ : SimplexSpectralEmbedding
-        The fitted embedding of the training codes.
+        The fitted embedding of the training codes (:meth:`encode`).
     kmeans_ : KMeans
         The fitted k-means on the embedding.
     n_atoms_ : int
@@ -500,7 +608,7 @@ class SimplexSpectralClustering(ClusterMixin, BaseEstimator):
     n_components_ : int
         Dimension of the embedding used.
     n_iter_ : int
-        Number of dictionary updates of the coder.
+        Largest number of dictionary updates of the coders.
     n_features_in_ : int
         Number of features seen during :meth:`fit`.
     feature_names_in_ : ndarray of shape (n_atoms,)
@@ -508,10 +616,23 @@ class SimplexSpectralClustering(ClusterMixin, BaseEstimator):
 
     Notes
     -----
-    Without standardization and subsampling, ``fit`` is exactly the pipeline
-    ``WeightedL1SparseCoder(m, alpha=α, max_iter=max_iter, tol=tol,
-    random_state=random_state)``, ``SimplexSpectralEmbedding(k)``,
-    ``KMeans(n_clusters, n_init=n_init, random_state=random_state)``.
+    **Averaged graphs.** With codes ``X_1, …, X_R`` of the ``R``
+    dictionaries, the biadjacency matrix is ``X = [X_1, …, X_R] / R``, whose
+    rows are still on the simplex. Its sample graph (two steps of the walk
+    sample → atom → sample) is ``X diag(s)^{-1} Xᵀ = (1/R) Σ_r X_r
+    diag(s_r)^{-1} X_rᵀ``, the mean of the ``R`` sample graphs: two samples
+    are strongly linked when they share atoms in most dictionaries, a
+    co-association (evidence accumulation) of the ``R`` local partitions
+    computed in ``O(n R m)`` instead of ``O(n²)``. The larger default
+    ``α = 0.5`` keeps each graph local; their average restores the links
+    between neighbouring atoms. Localized singular vectors are skipped with
+    ``min_support = n / m``, the samples an atom of one dictionary serves.
+
+    With ``n_dictionaries=1``, without standardization and subsampling,
+    ``fit`` is exactly the pipeline ``WeightedL1SparseCoder(m, alpha=α,
+    max_iter=max_iter, tol=tol, random_state=random_state)``,
+    ``SimplexSpectralEmbedding(k, min_support=n / m)``, ``KMeans(n_clusters,
+    n_init=n_init, random_state=random_state)``.
 
     The dictionary is a landmark set and the codes the landmark
     representation of landmark-based spectral clustering (Cai and Chen,
@@ -549,6 +670,7 @@ class SimplexSpectralClustering(ClusterMixin, BaseEstimator):
         "n_components": [Interval(Integral, 1, None, closed="left"), None],
         "n_atoms": [Interval(Integral, 2, None, closed="left"), None],
         "alpha": [Interval(Real, 0, None, closed="left"), None],
+        "n_dictionaries": [Interval(Integral, 1, None, closed="left")],
         "standardize": [StrOptions({"auto"}), "boolean"],
         "max_fit_samples": [
             Interval(Integral, 1, None, closed="left"),
@@ -569,6 +691,7 @@ class SimplexSpectralClustering(ClusterMixin, BaseEstimator):
         n_components=None,
         n_atoms=None,
         alpha=None,
+        n_dictionaries=DEFAULT_N_DICTIONARIES,
         standardize="auto",
         max_fit_samples="auto",
         max_iter=100,
@@ -581,6 +704,7 @@ class SimplexSpectralClustering(ClusterMixin, BaseEstimator):
         self.n_components = n_components
         self.n_atoms = n_atoms
         self.alpha = alpha
+        self.n_dictionaries = n_dictionaries
         self.standardize = standardize
         self.max_fit_samples = max_fit_samples
         self.max_iter = max_iter
@@ -633,27 +757,64 @@ class SimplexSpectralClustering(ClusterMixin, BaseEstimator):
 
         self.scaler_ = StandardScaler().fit(X) if standardize else None
         Y = self.scaler_.transform(X) if standardize else X
-        Y_fit = Y
-        if n_fit < n:
-            rng = check_random_state(self.random_state)
-            Y_fit = Y[np.sort(rng.choice(n, n_fit, replace=False))]
-
-        self.coder_ = WeightedL1SparseCoder(
-            m,
-            alpha=alpha,
-            max_iter=self.max_iter,
-            tol=self.tol,
-            n_jobs=self.n_jobs,
-            random_state=self.random_state,
-        ).fit(Y_fit)
-        codes = self.coder_.transform(Y)
-        self.embedding_ = SimplexSpectralEmbedding(n_components).fit(codes)
+        rng = check_random_state(self.random_state)
+        seeds = [self.random_state] + [
+            int(seed) for seed in rng.randint(np.iinfo(np.int32).max, size=self.n_dictionaries - 1)
+        ]
+        self.coders_ = []
+        for seed in seeds:
+            Y_fit = Y
+            if n_fit < n:
+                sub = check_random_state(seed)
+                Y_fit = Y[np.sort(sub.choice(n, n_fit, replace=False))]
+            coder = WeightedL1SparseCoder(
+                m,
+                alpha=alpha,
+                max_iter=self.max_iter,
+                tol=self.tol,
+                n_jobs=self.n_jobs,
+                random_state=seed,
+            )
+            self.coders_.append(coder.fit(Y_fit))
+        self.coder_ = self.coders_[0]
+        codes = self._encode(Y)
+        self.embedding_ = SimplexSpectralEmbedding(n_components, min_support=n / m).fit(codes)
         self.kmeans_ = KMeans(
             self.n_clusters, n_init=self.n_init, random_state=self.random_state
         ).fit(self.embedding_.transform(codes))
         self.labels_ = self.kmeans_.labels_
-        self.n_iter_ = self.coder_.n_iter_
+        self.n_iter_ = max(coder.n_iter_ for coder in self.coders_)
         return self
+
+    def _encode(self, Y):
+        """Concatenated codes of (scaled) ``Y`` on every dictionary, over ``R``."""
+        if len(self.coders_) == 1:
+            return self.coder_.transform(Y)
+        # each sample uses a few atoms of each dictionary: keep the graph sparse
+        codes = sparse.hstack([sparse.csr_matrix(c.transform(Y)) for c in self.coders_])
+        return (codes / len(self.coders_)).tocsr()
+
+    def encode(self, X):
+        """Codes of samples on all dictionaries: the graph that is embedded.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Samples.
+
+        Returns
+        -------
+        codes : ndarray or CSR matrix of shape (n_samples, n_dictionaries * n_atoms)
+            The codes of every coder side by side, divided by
+            ``n_dictionaries``, so that each row lies on the simplex; a CSR
+            matrix when ``n_dictionaries > 1`` (each row has a few non-zeros
+            per dictionary), the coder's dense codes otherwise.
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=_FLOATS, reset=False)
+        if self.scaler_ is not None:
+            X = self.scaler_.transform(X)
+        return self._encode(X)
 
     def predict(self, X):
         """Cluster of new samples, through their codes and the embedding.
@@ -668,9 +829,5 @@ class SimplexSpectralClustering(ClusterMixin, BaseEstimator):
         labels : ndarray of shape (n_samples,)
             Index of the cluster of each sample.
         """
-        check_is_fitted(self)
-        X = validate_data(self, X, dtype=_FLOATS, reset=False)
-        if self.scaler_ is not None:
-            X = self.scaler_.transform(X)
-        codes = self.coder_.transform(X)
+        codes = self.encode(X)
         return self.kmeans_.predict(self.embedding_.transform(codes))

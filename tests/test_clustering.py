@@ -156,6 +156,25 @@ def test_embedding_sparse_and_float32_agree(rng):
     np.testing.assert_allclose(E32, E, atol=1e-4)
 
 
+def test_embedding_skips_localized_vectors(rng):
+    """An outlier that weakly shares an atom with the rest gives a singular
+    value near one with a vector on a single sample: it is skipped."""
+    X = random_codes(rng, n=80, m=8)
+    outlier = np.zeros((1, 9))
+    outlier[0, 8], outlier[0, 0] = 0.98, 0.02
+    X = np.vstack([np.hstack([X, np.zeros((80, 1))]), outlier])
+    plain = SimplexSpectralEmbedding(n_components=2, min_support=0).fit(X)
+    U = X @ plain.components_.T
+    support = (U**2).sum(0) ** 2 / (U**4).sum(0)
+    assert support[0] < 2  # the leading vector lives on the outlier
+    emb = SimplexSpectralEmbedding(n_components=2).fit(X)
+    assert emb.n_localized_ == 1
+    np.testing.assert_allclose(emb.singular_values_[0], plain.singular_values_[1])
+    V = X @ emb.components_.T
+    assert ((V**2).sum(0) ** 2 / (V**4).sum(0) >= 81 / 9).all()
+    assert emb.singular_values_[0] < plain.singular_values_[0]
+
+
 def test_embedding_rejects_negative_codes():
     with pytest.raises(ValueError, match="Negative values"):
         SimplexSpectralEmbedding(1).fit([[0.5, 0.5], [1.5, -0.5]])
@@ -209,20 +228,46 @@ def test_clustering_equals_pipeline():
     pipe = Pipeline(
         [
             ("coder", WeightedL1SparseCoder(30, alpha=0.25, **params)),
-            ("embed", SimplexSpectralEmbedding(4)),
+            ("embed", SimplexSpectralEmbedding(4, min_support=300 / 30)),
             ("kmeans", KMeans(4, n_init=10, random_state=0)),
         ]
     ).fit(X)
     model = SimplexSpectralClustering(
-        4, n_atoms=30, alpha=0.25, n_components=4, standardize=False, **params
+        4, n_atoms=30, alpha=0.25, n_dictionaries=1, n_components=4, standardize=False, **params
     ).fit(X)
     np.testing.assert_array_equal(model.labels_, pipe[-1].labels_)
     np.testing.assert_array_equal(model.predict(X_new), pipe.predict(X_new))
     np.testing.assert_allclose(model.coder_.components_, pipe[0].components_)
-    # the defaults resolve to the same settings
+    # the defaults resolve to 30 atoms, alpha 0.5, 4 components, 8 dictionaries
     default = SimplexSpectralClustering(4, max_iter=30, random_state=0).fit(X)
-    assert (default.n_atoms_, default.alpha_, default.n_components_) == (30, 0.25, 4)
-    np.testing.assert_array_equal(default.labels_, model.labels_)
+    assert (default.n_atoms_, default.alpha_, default.n_components_) == (30, 0.5, 4)
+    assert len(default.coders_) == 8 and default.coder_ is default.coders_[0]
+    explicit = SimplexSpectralClustering(
+        4, n_atoms=30, alpha=0.5, n_dictionaries=8, n_components=4, standardize=False, **params
+    ).fit(X)
+    np.testing.assert_array_equal(default.labels_, explicit.labels_)
+
+
+def test_clustering_averages_the_graphs_of_its_dictionaries():
+    """The codes of R dictionaries side by side, over R, are on the simplex,
+    and their sample graph is the mean of the R sample graphs."""
+    X, _ = make_blobs(200, centers=3, random_state=0)
+    model = SimplexSpectralClustering(3, n_dictionaries=3, max_iter=20, random_state=0).fit(X)
+    codes = model.encode(X)
+    assert sparse.issparse(codes) and codes.shape == (200, 3 * model.n_atoms_)
+    np.testing.assert_allclose(np.asarray(codes.sum(axis=1)).ravel(), 1.0)
+    # different initializations give different dictionaries
+    assert not np.allclose(model.coders_[0].components_, model.coders_[1].components_)
+    C = codes.toarray()
+    s = C.sum(axis=0)
+    W = (C / np.where(s > 0, s, 1.0)) @ C.T
+    parts = [c.transform(X) for c in model.coders_]
+    W_mean = np.mean([(P / np.where(P.sum(0) > 0, P.sum(0), 1.0)) @ P.T for P in parts], axis=0)
+    np.testing.assert_allclose(W, W_mean, atol=1e-12)
+    np.testing.assert_array_equal(
+        model.predict(X), model.kmeans_.predict(model.embedding_.transform(codes))
+    )
+    np.testing.assert_array_equal(model.predict(X), model.labels_)
 
 
 def test_clustering_standardize_auto():
@@ -257,9 +302,9 @@ def test_precomputed_code_affinity_alternative():
     O(n²) alternative to the bipartite embedding; both find the moons."""
     X, y = make_moons(400, noise=0.05, random_state=1)
     model = SimplexSpectralClustering(2, random_state=0).fit(X)
-    codes = model.coder_.transform(X)
+    codes = model.encode(X)
     sc = SpectralClustering(2, affinity="precomputed", random_state=0)
-    labels = sc.fit_predict(codes @ codes.T)
+    labels = sc.fit_predict((codes @ codes.T).toarray())
     assert adjusted_rand_score(y, labels) > 0.95
     assert adjusted_rand_score(model.labels_, labels) > 0.95
 
@@ -298,7 +343,10 @@ def test_digits_beats_kmeans_and_predicts_held_out(digits_split):
     np.testing.assert_array_equal(model.predict(X_tr), model.labels_)
 
 
-@pytest.mark.xfail(reason="goal not reached: digits ARI 0.79 ± 0.04 over 5 seeds", strict=False)
+@pytest.mark.xfail(
+    reason="goal not reached: digits ARI 0.843 ± 0.006 over 5 seeds, 0.83 on 75% splits",
+    strict=False,
+)
 def test_digits_ari_goal(digits_split):
     model, _, _, y_tr, _ = digits_split
     assert adjusted_rand_score(y_tr, model.labels_) >= 0.85
