@@ -128,7 +128,8 @@ def unrolled_encode(G, C, inv_L, betas, X, zero, one, inf):
     For each row ``c`` of ``C``: from ``x = z = 0``, ``len(betas)`` steps of
     ``x⁺ = Π_Δ(z + (c − zG)·inv_L)``, ``z = x⁺ + β_k (x⁺ − x)``. The product
     ``zG`` runs over a list of the nonzero entries of ``z``, which the
-    projection makes few, and each projection starts from the previous
+    projection makes few, four rows of ``G`` per sweep over ``v`` (a quarter
+    of the loads and stores), and each projection starts from the previous
     layer's threshold. Writes the codes into ``X``; ``zero``, ``one`` and
     ``inf`` have its dtype.
     """
@@ -139,21 +140,44 @@ def unrolled_encode(G, C, inv_L, betas, X, zero, one, inf):
         z = np.empty(m, dtype=X.dtype)
         x = np.empty(m, dtype=X.dtype)
         v = np.empty(m, dtype=X.dtype)
+        c = np.empty(m, dtype=X.dtype)
         support = np.empty(m, dtype=np.int64)
         for i in range(task * _CHUNK, min(n, (task + 1) * _CHUNK)):
             for j in range(m):
                 z[j] = zero
                 x[j] = zero
+                c[j] = C[i, j] * inv_L
             n_support = 0
             tau = inf
             for k in range(n_layers):
-                for j in range(m):
-                    v[j] = z[j] + C[i, j] * inv_L
-                for a in range(n_support):
+                # v = z + c·inv_L − Σ_r (z_r·inv_L) G[r], over the nonzero
+                # z_r, four rows per sweep over v
+                a = 0
+                if n_support >= 4:
+                    r0, r1, r2, r3 = support[0], support[1], support[2], support[3]
+                    w0, w1 = z[r0] * inv_L, z[r1] * inv_L
+                    w2, w3 = z[r2] * inv_L, z[r3] * inv_L
+                    for j in range(m):
+                        v[j] = (z[j] + c[j]) - (
+                            (w0 * G[r0, j] + w1 * G[r1, j]) + (w2 * G[r2, j] + w3 * G[r3, j])
+                        )
+                    a = 4
+                else:
+                    for j in range(m):
+                        v[j] = z[j] + c[j]
+                while a + 4 <= n_support:
+                    r0, r1, r2, r3 = support[a], support[a + 1], support[a + 2], support[a + 3]
+                    w0, w1 = z[r0] * inv_L, z[r1] * inv_L
+                    w2, w3 = z[r2] * inv_L, z[r3] * inv_L
+                    for j in range(m):
+                        v[j] -= (w0 * G[r0, j] + w1 * G[r1, j]) + (w2 * G[r2, j] + w3 * G[r3, j])
+                    a += 4
+                while a < n_support:
                     r = support[a]
                     w = z[r] * inv_L
                     for j in range(m):
                         v[j] -= w * G[r, j]
+                    a += 1
                 tau = project_from(v, tau, zero, one)
                 beta = betas[k]
                 for j in range(m):
