@@ -64,8 +64,9 @@ def project_from(v, tau, zero, one):
     to it monotonically, the candidate support shrinking to the true one.
     When the guess is above every entry, ``max(v) − 1``, always a lower
     bound, is the start instead. A guess from a nearby ``v`` (the
-    previous layer of the unrolled encoder) saves most passes: about three
-    per projection there, including the one that checks the guess.
+    previous layer of the unrolled encoder) saves most passes: when the
+    guess is below the root and the support has not changed, two passes
+    find the exact threshold, the one that checks the guess included.
     ``tau``, ``zero`` and ``one`` have ``v``'s dtype, and so do the
     accumulators, so that float32 passes run in float32.
     """
@@ -77,14 +78,19 @@ def project_from(v, tau, zero, one):
         above = vj > tau
         total += vj if above else zero
         count += one if above else zero
+    previous = -one
     if count == zero:
         vmax = v[0]
         for j in range(1, m):
             vmax = max(vmax, v[j])
         tau = vmax - one
     else:
-        tau = (total - one) / count
-    previous = -one
+        t_new = (total - one) / count
+        if t_new >= tau:
+            # the guess was at or below the root: its candidate set holds
+            # the support, so an unchanged count next pass means exact
+            previous = count
+        tau = t_new
     for _ in range(m + 1):
         total = zero
         count = zero
