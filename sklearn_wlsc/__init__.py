@@ -24,7 +24,14 @@ _LAZY = {
     "warmup": "._warmup",
 }
 
-__all__ = sorted(_LAZY) + ["__version__"]
+__all__ = [
+    "SimplexSpectralClustering",
+    "SimplexSpectralEmbedding",
+    "WeightedL1SparseCoder",
+    "__version__",
+    "sparse_encode",
+    "warmup",
+]
 
 if TYPE_CHECKING:  # pragma: no cover - for static analysis only
     from ._clustering import SimplexSpectralClustering, SimplexSpectralEmbedding

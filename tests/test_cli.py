@@ -117,7 +117,13 @@ def test_warmup_end_to_end():
     result = wlsc("warmup", "--dtypes", "float64")
     assert result.returncode == 0, result.stderr
     steps = [line.rsplit(None, 2)[0] for line in result.stdout.strip().splitlines()]
-    assert steps == ["projection float64", "unrolled encoder float64", "exact encoder", "fit", "total"]
+    assert steps == [
+        "projection float64",
+        "unrolled encoder float64",
+        "exact encoder",
+        "fit",
+        "total",
+    ]
 
 
 def test_cluster_end_to_end(data_files, tmp_path):
