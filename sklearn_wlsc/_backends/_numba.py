@@ -393,9 +393,11 @@ def active_set_row(G, c, x0, shift, eps, tol, max_iter, x, g, sup, pos, Lc, u, w
 @_jit(parallel=True)
 def exact_encode(G, C, X0, tol, max_iter, X, gaps, n_iter):
     """Exact encoder for every row of ``C``, warm-started from the rows of
-    ``X0`` (rows of zeros start cold); ``tol`` holds per-row absolute gap
-    tolerances. Writes codes, gaps and step counts into the outputs."""
+    ``X0`` (rows of zeros start cold; an ``X0`` with no rows starts every
+    row cold); ``tol`` holds per-row absolute gap tolerances. Writes codes,
+    gaps and step counts into the outputs."""
     n, m = C.shape
+    cold = X0.shape[0] == 0
     shift = 0.0
     for j in range(m):
         shift = max(shift, G[j, j])
@@ -412,9 +414,11 @@ def exact_encode(G, C, X0, tol, max_iter, X, gaps, n_iter):
         u = np.empty(m)
         w = np.empty(m)
         p = np.empty(m)
+        zeros = np.zeros(m)
         for i in range(task * _CHUNK, min(n, (task + 1) * _CHUNK)):
+            x0 = zeros if cold else X0[i]
             gap, it = active_set_row(
-                G, C[i], X0[i], shift, eps, tol[i], max_iter, x, g, sup, pos, Lc, u, w, p
+                G, C[i], x0, shift, eps, tol[i], max_iter, x, g, sup, pos, Lc, u, w, p
             )
             gaps[i] = gap
             n_iter[i] = it
@@ -442,7 +446,10 @@ class NumbaBackend(Backend):
         X = np.empty((n, m))
         gaps = np.empty(n)
         n_iter = np.empty(n, dtype=np.int64)
-        X0 = np.zeros((n, m)) if X0 is None else np.ascontiguousarray(X0, dtype=np.float64)
+        if X0 is None:
+            X0 = np.zeros((0, m))  # every row starts cold
+        else:
+            X0 = np.ascontiguousarray(X0, dtype=np.float64)
         exact_encode(
             np.ascontiguousarray(G),
             np.ascontiguousarray(C),
