@@ -88,6 +88,22 @@ def test_unrolled_matches_reference(backend, rng, alpha):
     assert _on_simplex(X)
 
 
+@pytest.mark.parametrize("alpha", [0.5, 3.0, 30.0])
+@pytest.mark.parametrize("n_layers", [2, 7, 60])
+def test_numba_unrolled_stopping_at_fixed_points_changes_nothing(rng, alpha, n_layers):
+    # rows whose iterate stops moving (vertex codes, common at large alpha)
+    # leave the numba loop early; every row must still equal the reference
+    # network run through all its layers
+    Y, A = make_problem(rng, n=120, d=5, m=12)
+    X = sparse_encode(Y, A, alpha=alpha, algorithm="unrolled", n_layers=n_layers, backend="numba")
+    Ac = A - A.mean(axis=0)
+    G, C = _objective.encoder_terms(Y - A.mean(axis=0), Ac, alpha)
+    X_ref = unrolled_encode(G, C, _objective.lipschitz_constant(A), n_layers)
+    np.testing.assert_allclose(X, X_ref, rtol=0, atol=1e-12)
+    if alpha >= 3.0 and n_layers == 60:
+        assert np.mean(np.count_nonzero(X, axis=1) == 1) > 0.5  # vertices do occur
+
+
 def test_unrolled_approaches_exact_with_depth(backend, rng):
     Y, A = make_problem(rng, n=30, d=8, m=6)
     alpha = 0.5

@@ -136,8 +136,10 @@ def unrolled_encode(G, C, inv_L, betas, X, zero, one, inf):
     ``zG`` runs over a list of the nonzero entries of ``z``, which the
     projection makes few, four rows of ``G`` per sweep over ``v`` (a quarter
     of the loads and stores), and each projection starts from the previous
-    layer's threshold. Writes the codes into ``X``; ``zero``, ``one`` and
-    ``inf`` have its dtype.
+    layer's threshold. A row whose iterate reaches a fixed point (typically
+    a vertex) stops early, with the same result as running every layer.
+    Writes the codes into ``X``; ``zero``, ``one`` and ``inf`` have its
+    dtype.
     """
     n, m = C.shape
     n_layers = betas.shape[0]
@@ -154,6 +156,7 @@ def unrolled_encode(G, C, inv_L, betas, X, zero, one, inf):
                 x[j] = zero
                 c[j] = C[i, j] * inv_L
             n_support = 0
+            n_stable = 0
             tau = inf
             for k in range(n_layers):
                 # v = z + c·inv_L − Σ_r (z_r·inv_L) G[r], over the nonzero
@@ -186,10 +189,22 @@ def unrolled_encode(G, C, inv_L, betas, X, zero, one, inf):
                     a += 1
                 tau = project_from(v, tau, zero, one)
                 beta = betas[k]
+                n_same = 0
                 for j in range(m):
                     xn = v[j]
+                    n_same += 1 if xn == x[j] else 0
                     z[j] = xn + beta * (xn - x[j])
                     x[j] = xn
+                # two layers in a row that leave x unchanged make z = x both
+                # times, so every later layer sees the same v and returns the
+                # same x, bit for bit (the threshold is summed over the same
+                # support in the same order): the remaining layers are no-ops
+                if n_same == m:
+                    n_stable += 1
+                    if n_stable == 2:
+                        break
+                else:
+                    n_stable = 0
                 # the nonzero entries of z, listed without branches
                 n_support = 0
                 for j in range(m):
