@@ -99,6 +99,8 @@ def project_from(v, tau, zero, one):
             above = vj > tau
             total += vj if above else zero
             count += one if above else zero
+        if count == zero:  # only when max(v) − 1 rounds to max(v): |v| ≥ 2⁵³
+            break
         t_new = (total - one) / count
         if count == previous:
             tau = t_new
