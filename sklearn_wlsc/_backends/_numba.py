@@ -192,10 +192,13 @@ def unrolled_encode(G, C, inv_L, betas, X, zero, one, inf):
                 tau = project_from(v, tau, zero, one)
                 beta = betas[k]
                 n_same = 0
+                n_nonzero = 0
                 for j in range(m):
                     xn = v[j]
                     n_same += 1 if xn == x[j] else 0
-                    z[j] = xn + beta * (xn - x[j])
+                    zj = xn + beta * (xn - x[j])
+                    n_nonzero += 1 if zj != zero else 0
+                    z[j] = zj
                     x[j] = xn
                 # two layers in a row that leave x unchanged make z = x both
                 # times, so every later layer sees the same v and returns the
@@ -207,11 +210,18 @@ def unrolled_encode(G, C, inv_L, betas, X, zero, one, inf):
                         break
                 else:
                     n_stable = 0
-                # the nonzero entries of z, listed without branches
-                n_support = 0
-                for j in range(m):
-                    support[n_support] = j
-                    n_support += 1 if z[j] != zero else 0
+                # the list of z's nonzero entries may keep a few zeros (they
+                # add nothing to zG); it is rebuilt, without branches, only
+                # when it misses a nonzero or holds more than four zeros, so
+                # once the support settles no layer scans all of z for it
+                n_listed = 0
+                for a in range(n_support):
+                    n_listed += 1 if z[support[a]] != zero else 0
+                if n_listed != n_nonzero or n_support > n_nonzero + 4:
+                    n_support = 0
+                    for j in range(m):
+                        support[n_support] = j
+                        n_support += 1 if z[j] != zero else 0
             for j in range(m):
                 X[i, j] = x[j]
 
