@@ -25,8 +25,9 @@ def warmup(dtypes=("float64", "float32")):
 
     Parameters
     ----------
-    dtypes : sequence of {"float64", "float32"}, default=("float64", "float32")
-        Data types to compile the projection and the unrolled encoder for.
+    dtypes : str or sequence of str, default=("float64", "float32")
+        Data types, ``"float64"`` and/or ``"float32"``, to compile the
+        projection and the unrolled encoder for.
 
     Returns
     -------
