@@ -153,11 +153,16 @@ def encode_pass(
             # and the objective alike (the float32 unrolled encoder makes its
             # own in float32)
             cross = None
+            Y_enc = Yc
             if share_cross:
                 Y64 = Yc.astype(np.float64, copy=False)
                 cross = Y64 @ A64.T
+                if algorithm == "exact":
+                    # the exact encoder works in float64: hand it the copy
+                    # made for the cross term rather than have it make another
+                    Y_enc = Y64
             X, gap = backend.encode(
-                Yc,
+                Y_enc,
                 A_c,
                 alpha,
                 algorithm=algorithm,
@@ -167,6 +172,7 @@ def encode_pass(
                 init_codes=None if init_codes is None else init_codes[start:stop],
                 cross=cross,
             )
+            X = X.astype(dtype, copy=False)
             if keep_codes:
                 result.codes[start:stop] = X
             if gap is not None:
@@ -174,7 +180,7 @@ def encode_pass(
             if objective:
                 # in scaled units; rescaled once below
                 result.objective[start:stop] = _objective.sample_objective(
-                    Yc.astype(np.float64, copy=False),
+                    Y64 if share_cross else Yc.astype(np.float64, copy=False),
                     A64,
                     X.astype(np.float64, copy=False),
                     alpha,
