@@ -76,6 +76,30 @@ def test_exact_numba_matches_numpy_reference(rng):
     np.testing.assert_allclose(X_nb, X_np, atol=1e-7)
 
 
+@pytest.mark.parametrize("warm", [False, True])
+@pytest.mark.parametrize("alpha", [0.0, 0.7])
+def test_numba_exact_builds_the_terms_of_the_definition(rng, alpha, warm):
+    # the numba kernel builds each row's linear term and gap scale itself,
+    # from Y Aᵀ; the gaps it reports must be those of the definitions
+    from sklearn_wlsc._backends._numba import NumbaBackend
+
+    Y, A = make_problem(rng, n=300, d=6, m=15)
+    Y[:3] = A[:3]  # samples on an atom
+    backend = NumbaBackend()
+    X0 = None
+    if warm:
+        X0 = backend.project_simplex(rng.random((300, 15)))
+        X0[::7] = 0.0  # rows of zeros start cold
+    tol = 1e-10
+    X, gap = backend._exact_from_cross(Y, A, alpha, Y @ A.T, tol, 1000, X0)
+    assert _on_simplex(X)
+    G, C = _objective.encoder_terms(Y, A, alpha)
+    scale = _objective.gap_scale(Y, A, alpha)
+    gap_def = _objective.duality_gap(X, _objective.gradient(X, G, C)) / scale
+    np.testing.assert_allclose(gap, gap_def, rtol=1e-6, atol=1e-14)
+    assert np.all(gap_def <= tol + 1e-14)
+
+
 @pytest.mark.parametrize("alpha", [0.0, 0.5])
 def test_unrolled_matches_reference(backend, rng, alpha):
     Y, A = make_problem(rng, n=40, d=6, m=9)

@@ -13,8 +13,11 @@ class Backend(abc.ABC):
 
     Subclasses implement :meth:`_unrolled` and :meth:`_exact` on the
     quadratic program's terms; :meth:`encode` builds those terms once per
-    batch (``G = AAᵀ`` and ``C``, one GEMM) and dispatches. Every method
-    trusts its inputs: finite, floating-point, matching shapes.
+    batch (``G = AAᵀ`` and ``C``, one GEMM) and dispatches. A backend may
+    instead override :meth:`_exact_from_cross`, which receives ``Y Aᵀ``,
+    to build the exact encoder's terms row by row (the numba backend
+    does). Every method trusts its inputs: finite, floating-point, matching
+    shapes.
     """
 
     name = None
@@ -64,19 +67,30 @@ class Backend(abc.ABC):
         A64 = np.asarray(A, dtype=np.float64)
         if cross is None:
             cross = Y64 @ A64.T
-        G, C = _objective.encoder_terms(Y64, A64, alpha, cross)
-        scale = _objective.gap_scale(Y64, A64, alpha, cross)
-        X, gap = self._exact(G, C, scale, tol, max_iter, init_codes)
-        return X.astype(Y.dtype, copy=False), gap / scale
+        X, gap = self._exact_from_cross(Y64, A64, alpha, cross, tol, max_iter, init_codes)
+        return X.astype(Y.dtype, copy=False), gap
+
+    def _exact_from_cross(self, Y, A, alpha, cross, tol, max_iter, X0=None):
+        """Exact codes and relative gaps from float64 ``Y``, ``A`` and
+        ``cross = Y Aᵀ``: builds the encoder's terms and the gap scale (see
+        :mod:`sklearn_wlsc._objective`) and calls :meth:`_exact`. A backend
+        may override it to build them on the fly, row by row."""
+        G, C = _objective.encoder_terms(Y, A, alpha, cross)
+        scale = _objective.gap_scale(Y, A, alpha, cross)
+        X, gap = self._exact(G, C, scale, tol, max_iter, X0)
+        return X, gap / scale
 
     @abc.abstractmethod
     def _unrolled(self, G, C, L, n_layers):
         """``n_layers`` accelerated projected-gradient steps from zero."""
 
-    @abc.abstractmethod
     def _exact(self, G, C, scale, tol, max_iter, X0=None):
         """Codes with duality gap at most ``tol * scale``, and the gaps;
-        warm-started from ``X0`` when given."""
+        warm-started from ``X0`` when given. Backends implement it, or
+        override :meth:`_exact_from_cross` instead."""
+        raise NotImplementedError(
+            f"the {self.name} backend builds the exact encoder's terms itself"
+        )
 
     @abc.abstractmethod
     def project_simplex(self, V):

@@ -417,22 +417,34 @@ def active_set_row(G, c, x0, shift, eps, tol, max_iter, x, g, sup, pos, Lc, u, w
     return gap, it
 
 
-@_jit(parallel=True)
-def exact_encode(G, C, X0, tol, max_iter, X, gaps, n_iter):
-    """Exact encoder for every row of ``C``, warm-started from the rows of
-    ``X0`` (rows of zeros start cold; an ``X0`` with no rows starts every
-    row cold); ``tol`` holds per-row absolute gap tolerances. Writes codes,
-    gaps and step counts into the outputs."""
-    n, m = C.shape
+@_jit(parallel=True, fastmath=_FASTMATH)
+def exact_encode(G, cross, y_norms, alpha, X0, tol, max_iter, X, gaps, n_iter):
+    """Exact encoder for every row of ``cross = Y Aᵀ``, warm-started from
+    the rows of ``X0`` (rows of zeros start cold; an ``X0`` with no rows
+    starts every row cold).
+
+    Each row's linear term ``c = (1 + 2α) y Aᵀ − α diag(G)`` and gap scale
+    ``(½ + α) max_j ‖y − a_j‖²`` (floored as in ``_objective.gap_scale``;
+    ``y_norms`` holds ``‖y_i‖²``) are built in scratch space, so the pass
+    needs none of the ``n × m`` temporaries of ``encoder_terms`` and
+    ``gap_scale``; the active set then runs to an absolute gap of ``tol``
+    times that scale. Writes codes, relative gaps and step counts."""
+    n, m = cross.shape
     cold = X0.shape[0] == 0
     shift = 0.0
+    a_max = 0.0
     for j in range(m):
         shift = max(shift, G[j, j])
+        a_max = max(a_max, G[j, j])
     if shift <= 0.0:
         shift = 1.0
     eps = 1e-12 * 2.0 * shift
+    s = 1.0 + 2.0 * alpha
+    half = 0.5 + alpha
+    tiny = np.finfo(np.float64).tiny
     n_tasks = (n + _CHUNK - 1) // _CHUNK
     for task in prange(n_tasks):
+        c = np.empty(m)
         x = np.empty(m)
         g = np.empty(m)
         sup = np.empty(m, dtype=np.int64)
@@ -443,11 +455,18 @@ def exact_encode(G, C, X0, tol, max_iter, X, gaps, n_iter):
         p = np.empty(m)
         zeros = np.zeros(m)
         for i in range(task * _CHUNK, min(n, (task + 1) * _CHUNK)):
+            d_max = 0.0
+            for j in range(m):
+                cij = cross[i, j]
+                gjj = G[j, j]
+                c[j] = s * cij - alpha * gjj
+                d_max = max(d_max, (y_norms[i] + gjj) - 2.0 * cij)
+            scale = max(half * d_max, 1e-14 * (y_norms[i] + a_max), tiny)
             x0 = zeros if cold else X0[i]
             gap, it = active_set_row(
-                G, C[i], x0, shift, eps, tol[i], max_iter, x, g, sup, pos, Lc, u, w, p
+                G, c, x0, shift, eps, tol * scale, max_iter, x, g, sup, pos, Lc, u, w, p
             )
-            gaps[i] = gap
+            gaps[i] = gap / scale
             n_iter[i] = it
             for j in range(m):
                 X[i, j] = x[j]
@@ -468,8 +487,9 @@ class NumbaBackend(Backend):
         unrolled_encode(G, C, dtype.type(1.0 / L), betas, X, zero, one, inf)
         return X
 
-    def _exact(self, G, C, scale, tol, max_iter, X0=None):
-        n, m = C.shape
+    def _exact_from_cross(self, Y, A, alpha, cross, tol, max_iter, X0=None):
+        n, m = cross.shape
+        G = A @ A.T
         X = np.empty((n, m))
         gaps = np.empty(n)
         n_iter = np.empty(n, dtype=np.int64)
@@ -478,10 +498,12 @@ class NumbaBackend(Backend):
         else:
             X0 = np.ascontiguousarray(X0, dtype=np.float64)
         exact_encode(
-            np.ascontiguousarray(G),
-            np.ascontiguousarray(C),
+            G,
+            np.ascontiguousarray(cross),
+            np.einsum("ij,ij->i", Y, Y),
+            float(alpha),
             X0,
-            np.ascontiguousarray(tol * scale),
+            float(tol),
             int(max_iter),
             X,
             gaps,
