@@ -50,6 +50,11 @@ def power_of_two_scale(*maxima):
     return math.ldexp(1.0, math.frexp(mx)[1])
 
 
+def _abs_max(a):
+    """``max |a|`` (0 for an empty array), without an ``|a|`` temporary."""
+    return max(float(a.max(initial=0.0)), -float(a.min(initial=0.0)))
+
+
 class EncodePass:
     """Result of :func:`encode_pass`.
 
@@ -121,9 +126,7 @@ def encode_pass(
     A = A.astype(dtype, copy=False)
     shift = A.mean(axis=0)
     A_c = A - shift
-    scale = power_of_two_scale(
-        np.abs(A_c).max(initial=0.0), np.abs(Y).max(initial=0.0) + np.abs(shift).max(initial=0.0)
-    )
+    scale = power_of_two_scale(_abs_max(A_c), _abs_max(Y) + _abs_max(shift))
     exponent = -math.frexp(scale)[1] + 1
     A_c = np.ldexp(A_c, exponent).astype(dtype, copy=False)
 
@@ -148,7 +151,8 @@ def encode_pass(
     with backend.limit_threads(n_jobs), single_threaded_blas():
         for start in range(0, n, chunk_rows):
             stop = min(n, start + chunk_rows)
-            Yc = np.ldexp(Y[start:stop] - shift, exponent).astype(dtype, copy=False)
+            Yc = Y[start:stop] - shift
+            np.ldexp(Yc, exponent, out=Yc)
             # Y Aᵀ once per chunk, for the encoder's terms, the gap scale
             # and the objective alike (the float32 unrolled encoder makes its
             # own in float32)
