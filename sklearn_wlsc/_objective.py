@@ -61,8 +61,9 @@ def encoder_terms(Y, A, alpha, cross=None):
     """
     G = A @ A.T
     C = Y @ A.T if cross is None else cross.copy()
-    C *= 1.0 + 2.0 * alpha
-    C -= alpha * np.diag(G)
+    if alpha != 0.0:  # at α = 0 both passes would be exact no-ops
+        C *= 1.0 + 2.0 * alpha
+        C -= alpha * np.diag(G)
     return G, C
 
 
