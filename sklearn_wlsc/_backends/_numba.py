@@ -431,13 +431,10 @@ def exact_encode(G, cross, y_norms, alpha, X0, tol, max_iter, X, gaps, n_iter):
     times that scale. Writes codes, relative gaps and step counts."""
     n, m = cross.shape
     cold = X0.shape[0] == 0
-    shift = 0.0
-    a_max = 0.0
+    a_max = 0.0  # the largest squared atom norm
     for j in range(m):
-        shift = max(shift, G[j, j])
         a_max = max(a_max, G[j, j])
-    if shift <= 0.0:
-        shift = 1.0
+    shift = a_max if a_max > 0.0 else 1.0
     eps = 1e-12 * 2.0 * shift
     s = 1.0 + 2.0 * alpha
     half = 0.5 + alpha
