@@ -42,14 +42,6 @@ def single_threaded_blas():
     return _BLAS_CONTROLLER[0].limit(limits=1, user_api="blas")
 
 
-def power_of_two_scale(*maxima):
-    """The power of two closest above the largest of ``maxima`` (or 1.0)."""
-    mx = max(float(v) for v in maxima)
-    if not (mx > 0.0 and math.isfinite(mx)):
-        return 1.0
-    return math.ldexp(1.0, math.frexp(mx)[1])
-
-
 def _abs_max(a):
     """``max |a|`` (0 for an empty array), without an ``|a|`` temporary."""
     return max(float(a.max(initial=0.0)), -float(a.min(initial=0.0)))
@@ -123,12 +115,22 @@ def encode_pass(
     if max_iter is None:
         max_iter = 20 * m + 100
     dtype = Y.dtype
-    A = A.astype(dtype, copy=False)
-    shift = A.mean(axis=0)
-    A_c = A - shift
-    scale = power_of_two_scale(_abs_max(A_c), _abs_max(Y) + _abs_max(shift))
-    exponent = -math.frexp(scale)[1] + 1
-    A_c = np.ldexp(A_c, exponent).astype(dtype, copy=False)
+    # The rows are centered at the atoms' mean and scaled by a power of two,
+    # in two steps that are exact in floating point: first to magnitudes
+    # below one, so that neither the mean nor the centered values can
+    # overflow at any magnitude the dtype holds, then so that the centered
+    # data fill (-1, 1). The chunks below are Y·2^exponent − shift, which
+    # equals (Y − mean(A))·2^exponent exactly.
+    e_data = _objective.power_of_two_exponent(_abs_max(A), _abs_max(Y))
+    A_c = np.ldexp(A.astype(dtype, copy=False), -e_data)
+    shift = A_c.mean(axis=0)
+    A_c -= shift
+    e_centered = _objective.power_of_two_exponent(
+        _abs_max(A_c), math.ldexp(_abs_max(Y), -e_data) + _abs_max(shift)
+    )
+    np.ldexp(A_c, -e_centered, out=A_c)
+    np.ldexp(shift, -e_centered, out=shift)
+    exponent = -(e_data + e_centered)
 
     A64 = A_c.astype(np.float64, copy=False)
     # the cross term pays to share when more than the encoder needs it
@@ -151,8 +153,8 @@ def encode_pass(
     with backend.limit_threads(n_jobs), single_threaded_blas():
         for start in range(0, n, chunk_rows):
             stop = min(n, start + chunk_rows)
-            Yc = Y[start:stop] - shift
-            np.ldexp(Yc, exponent, out=Yc)
+            Yc = np.ldexp(Y[start:stop], exponent)
+            Yc -= shift
             # Y Aᵀ once per chunk, for the encoder's terms, the gap scale
             # and the objective alike (the float32 unrolled encoder makes its
             # own in float32)
@@ -198,7 +200,9 @@ def encode_pass(
                 s += s_c
                 XtY += XtY_c
     if objective:
-        result.objective *= scale * scale
+        # back to the data's units; a value beyond the dtype's range is inf
+        with np.errstate(over="ignore"):
+            np.ldexp(result.objective, -2 * exponent, out=result.objective)
     if statistics:
         result.statistics = (XtX, s, XtY)
     if algorithm == "exact" and n:

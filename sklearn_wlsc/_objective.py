@@ -18,6 +18,8 @@ Every function here trusts its inputs (finite floating-point arrays of
 matching shapes); validation happens once, at the public edge.
 """
 
+import math
+
 import numpy as np
 from scipy import sparse
 
@@ -205,3 +207,18 @@ def dictionary_statistics(X, Y):
         return X.T @ X, X.sum(axis=0), X.T @ Y
     Xt = Xs.T.tocsr()
     return (Xt @ Xs).toarray(), X.sum(axis=0), np.asarray(Xt @ Y)
+
+
+def power_of_two_exponent(*maxima):
+    """Exponent ``e`` of the power of two just above the largest of ``maxima``.
+
+    ``max(maxima) < 2**e``, so multiplying by ``2**-e`` brings magnitudes
+    below one, exactly in floating point (barring underflow of values that
+    are negligible next to the largest). Returns 0 when the largest is zero
+    or not finite. Unlike ``2**e`` itself, ``e`` never overflows, from
+    subnormal magnitudes up to the largest float.
+    """
+    mx = max(float(v) for v in maxima)
+    if not (mx > 0.0 and math.isfinite(mx)):
+        return 0
+    return math.frexp(mx)[1]

@@ -1,6 +1,8 @@
 """The encoders on every backend, against the numpy reference and an
 independent solver."""
 
+import math
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -194,6 +196,31 @@ def test_codes_scale_invariant(backend, rng, algorithm):
         X_scaled = sparse_encode(Y * scale, A * scale, algorithm=algorithm, backend=backend)
         assert np.all(np.isfinite(X_scaled))
         np.testing.assert_allclose(X_scaled, X, atol=1e-9)
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_codes_bitwise_equal_at_the_ends_of_the_float_range(backend, rng, algorithm, dtype):
+    """Scaling the data by a power of two changes no bit of the codes, up to
+    magnitudes just below the dtype's largest float (where the atoms' sum
+    overflows, and 2**e above the data does not exist) and down to near
+    its smallest normal one."""
+    Y, A = make_problem(rng, n=20, d=5, m=7)
+    # all coordinates positive and within a factor ~10 of each other: the
+    # atoms' column sums exceed the largest float at the top end, and no
+    # value becomes subnormal at the bottom end
+    Y, A = (Y + 6.0).astype(dtype), (A + 6.0).astype(dtype)
+    X = sparse_encode(Y, A, algorithm=algorithm, backend=backend)
+    info = np.finfo(dtype)
+    e_top = math.frexp(float(max(Y.max(), A.max())))[1]
+    for e in (info.maxexp - e_top, info.minexp + 10 - e_top):
+        Y_s, A_s = np.ldexp(Y, e), np.ldexp(A, e)
+        assert np.isfinite(Y_s).all() and np.isfinite(A_s).all()
+        Y_copy = Y_s.copy()
+        np.testing.assert_array_equal(
+            sparse_encode(Y_s, A_s, algorithm=algorithm, backend=backend), X
+        )
+        np.testing.assert_array_equal(Y_s, Y_copy)
 
 
 @pytest.mark.parametrize("algorithm", ALGORITHMS)

@@ -1,6 +1,7 @@
 """The estimator on the torch backend: tensors in and out, the unrolled
 autoencoder fit, and pickling."""
 
+import math
 import pickle
 
 import numpy as np
@@ -44,6 +45,23 @@ def test_sparse_encode_tensor(rng):
         )
     with pytest.raises(ValueError, match="needs backend='torch' or 'auto'"):
         sparse_encode(torch.as_tensor(Y), A, backend="numba")
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_sparse_encode_tensor_at_the_ends_of_the_float_range(rng, dtype):
+    """Tensors are centered and scaled in exact steps too: data just below
+    the largest float (whose atoms' sum overflows) or near the smallest
+    normal one give the codes of the unscaled data."""
+    Y, A = make_problem(rng, n=30, d=5, m=7)
+    Y, A = (Y + 6.0).astype(dtype), (A + 6.0).astype(dtype)
+    info = np.finfo(dtype)
+    e_top = math.frexp(float(max(Y.max(), A.max())))[1]
+    for algorithm in ("exact", "unrolled"):
+        X = sparse_encode(torch.as_tensor(Y), torch.as_tensor(A), algorithm=algorithm).numpy()
+        for e in (info.maxexp - e_top, info.minexp + 10 - e_top):
+            Y_s, A_s = torch.as_tensor(np.ldexp(Y, e)), torch.as_tensor(np.ldexp(A, e))
+            got = sparse_encode(Y_s, A_s, algorithm=algorithm).numpy()
+            np.testing.assert_array_equal(got, X)
 
 
 def test_tensor_validation(rng):

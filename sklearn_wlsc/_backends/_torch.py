@@ -27,6 +27,7 @@ shapes, dtypes and devices.
 """
 
 import contextlib
+import math
 
 import numpy as np
 
@@ -164,6 +165,20 @@ def squared_distances(Y, A):
     D = (Y @ A.T) * -2.0
     D = D + (Y * Y).sum(dim=1, keepdim=True) + (A * A).sum(dim=1)
     return D.clamp(min=0.0)
+
+
+def _times_power_of_two(t, exponent):
+    """``t · 2**exponent``, exact (barring underflow).
+
+    Applied in factors of at most ``2**±100``, so that each factor is
+    representable in float32 as well as float64 (the exponent can reach
+    ±1074 for float64 data).
+    """
+    while exponent:
+        step = max(-100, min(100, exponent))
+        t = t * math.ldexp(1.0, step)
+        exponent -= step
+    return t
 
 
 def gap_scale(Y, A, alpha):
@@ -643,22 +658,26 @@ class TorchBackend(Backend):
         by a power of two (exact in floating point), as
         ``_dict_learning.encode_pass`` does for arrays, so that tensors and
         arrays give the same codes. Returns the codes only."""
-        import math
+        from .._objective import power_of_two_exponent
 
         torch = import_torch()
+
+        def abs_max(t):
+            return float(t.abs().max()) if t.numel() else 0.0
+
         with torch.no_grad():
             A = self._to_tensor(A, Y.device, dtype=Y.dtype)
-            shift = A.mean(dim=0)
-            A_c = A - shift
-            Y_c = Y.detach() - shift
-            top = max(
-                float(A_c.abs().max()) if A_c.numel() else 0.0,
-                float(Y.abs().max()) + float(shift.abs().max()) if Y.numel() else 0.0,
+            Y = Y.detach()
+            e_data = power_of_two_exponent(abs_max(A), abs_max(Y))
+            A_c = _times_power_of_two(A, -e_data)
+            shift = A_c.mean(dim=0)
+            A_c = A_c - shift
+            e_centered = power_of_two_exponent(
+                abs_max(A_c), math.ldexp(abs_max(Y), -e_data) + abs_max(shift)
             )
-            if top > 0.0 and math.isfinite(top):
-                factor = math.ldexp(1.0, -math.frexp(top)[1] + 1)
-                A_c = A_c * factor
-                Y_c = Y_c * factor
+            A_c = _times_power_of_two(A_c, -e_centered)
+            shift = _times_power_of_two(shift, -e_centered)
+            Y_c = _times_power_of_two(Y, -(e_data + e_centered)) - shift
         X, _ = self.encode_tensor(Y_c, A_c, alpha, **kwargs)
         return X
 
