@@ -30,6 +30,7 @@ from sklearn.utils.extmath import safe_sparse_dot
 from sklearn.utils.validation import check_is_fitted, check_non_negative, validate_data
 
 from ._estimator import WeightedL1SparseCoder
+from ._objective import power_of_two_exponent
 
 _FLOATS = [np.float64, np.float32]
 
@@ -45,16 +46,21 @@ def _row_sums(X):
 def _to_simplex(X):
     """Divide each row of a validated non-negative ``X`` by its sum.
 
-    A row with no positive entry (a sample with no edge) stays zero.
+    A row with no positive entry (a sample with no edge) stays zero. Rows
+    are divided by their sums rather than multiplied by the reciprocals,
+    which overflow for sums in the subnormal range.
     """
     r = _row_sums(X)
     if np.allclose(r, 1.0, rtol=0, atol=1e-6):
         return X
-    scale = np.zeros_like(r)
-    np.divide(1.0, r, out=scale, where=r > 0)
     if sparse.issparse(X):
-        return (sparse.diags(scale.astype(X.dtype)) @ X).asformat(X.format)
-    return X * scale[:, None].astype(X.dtype)
+        out = X.tocsr(copy=True)
+        r_entries = np.repeat(r, np.diff(out.indptr))
+        np.divide(out.data, r_entries, out=out.data, where=r_entries > 0)
+        return out.asformat(X.format)
+    out = np.zeros_like(X)
+    np.divide(X, r[:, None], out=out, where=r[:, None] > 0)
+    return out
 
 
 def _gram(X):
@@ -503,7 +509,14 @@ def needs_standardizing(X):
     exceeds ten times their median one: features measured in different units
     (as in the wine or breast-cancer data), where Euclidean distances would be
     dominated by a few features. Pixels or coordinates in common units are
-    left alone.
+    left alone. For an even number of features the median is the lower of
+    the two middle values, so that with two features the larger spread is
+    compared with the smaller (the mean of the two could never be exceeded
+    tenfold).
+
+    The answer does not depend on the data's magnitude: the spreads are
+    computed in float64 on the data scaled by a power of two, so that they
+    neither overflow nor underflow anywhere in the dtype's range.
 
     Parameters
     ----------
@@ -513,11 +526,14 @@ def needs_standardizing(X):
     -------
     standardize : bool
     """
-    std = np.asarray(X.std(axis=0), dtype=np.float64)
-    std = std[std > 0]
+    X = np.asarray(X, dtype=np.float64)
+    top = max(float(X.max(initial=0.0)), -float(X.min(initial=0.0)))
+    std = np.ldexp(X, -power_of_two_exponent(top)).std(axis=0)
+    std = np.sort(std[std > 0])
     if std.size < 2:
         return False
-    return bool(std.max() > STANDARDIZE_RATIO * np.median(std))
+    lower_median = std[(std.size - 1) // 2]
+    return bool(std[-1] > STANDARDIZE_RATIO * lower_median)
 
 
 class SimplexSpectralClustering(ClusterMixin, BaseEstimator):
@@ -568,7 +584,8 @@ class SimplexSpectralClustering(ClusterMixin, BaseEstimator):
     standardize : "auto" or bool, default="auto"
         Scale features to unit variance before coding. ``"auto"``: when the
         largest feature standard deviation exceeds ten times the median one
-        (see ``needs_standardizing``).
+        (the lower median for an even number of features; see
+        ``needs_standardizing``).
     max_fit_samples : int, "auto" or None, default="auto"
         Fit the dictionary on a uniform subsample of at most this many
         samples; all samples are then encoded. ``"auto"``: ``10 m``, the
@@ -611,7 +628,7 @@ class SimplexSpectralClustering(ClusterMixin, BaseEstimator):
         Largest number of dictionary updates of the coders.
     n_features_in_ : int
         Number of features seen during :meth:`fit`.
-    feature_names_in_ : ndarray of shape (n_atoms,)
+    feature_names_in_ : ndarray of shape (n_features_in_,)
         Names of features seen during :meth:`fit`, when they are strings.
 
     Notes
@@ -720,7 +737,15 @@ class SimplexSpectralClustering(ClusterMixin, BaseEstimator):
         m = default_n_atoms(n, k) if self.n_atoms is None else self.n_atoms
         n_components = k if self.n_components is None else self.n_components
         if n_components > m - 1:
-            raise ValueError(f"n_components={n_components} must be at most n_atoms - 1 = {m - 1}.")
+            given = (
+                f"n_components={n_components}"
+                if self.n_components is not None
+                else f"n_components=None (n_clusters={k})"
+            )
+            raise ValueError(
+                f"{given} must be at most n_atoms - 1 = {m - 1}; raise n_atoms or "
+                "lower n_components."
+            )
         alpha = DEFAULT_ALPHA if self.alpha is None else float(self.alpha)
         if self.standardize == "auto":
             standardize = needs_standardizing(X)

@@ -146,6 +146,27 @@ def test_embedding_rows_are_normalized_to_the_simplex(rng):
     assert np.isfinite(E).all() and not E[3].any()
 
 
+def test_embedding_rows_with_subnormal_sums(rng):
+    """A row whose sum is subnormal is scaled like any other, not through a
+    reciprocal that overflows into NaN."""
+    X = random_codes(rng)
+    row = np.zeros(X.shape[1])
+    row[3] = 1e-310
+    emb = SimplexSpectralEmbedding(n_components=3).fit(X)
+    e3 = np.eye(X.shape[1])[3:4]
+    np.testing.assert_array_equal(emb.transform(row[None]), emb.transform(e3))
+    np.testing.assert_array_equal(emb.transform(sparse.csr_matrix(row)), emb.transform(e3))
+    X_sub = X.copy()
+    X_sub[0] = row
+    X_one = X.copy()
+    X_one[0] = e3
+    np.testing.assert_allclose(
+        SimplexSpectralEmbedding(n_components=3).fit_transform(X_sub),
+        SimplexSpectralEmbedding(n_components=3).fit_transform(X_one),
+        atol=1e-12,
+    )
+
+
 def test_embedding_sparse_and_float32_agree(rng):
     X = random_codes(rng)
     E = SimplexSpectralEmbedding(n_components=3).fit_transform(X)
@@ -268,6 +289,44 @@ def test_clustering_averages_the_graphs_of_its_dictionaries():
         model.predict(X), model.kmeans_.predict(model.embedding_.transform(codes))
     )
     np.testing.assert_array_equal(model.predict(X), model.labels_)
+
+
+def test_needs_standardizing_ignores_magnitude_and_sees_two_features():
+    wine = load_wine().data
+    std_wine = StandardScaler().fit_transform(wine)
+    for dtype, exponents in ((np.float32, (-100, 100)), (np.float64, (-990, 1000))):
+        for e in exponents:
+            # the squares of these values overflow or underflow in the dtype
+            assert needs_standardizing(np.ldexp(wine.astype(dtype), e))
+            assert not needs_standardizing(np.ldexp(std_wine.astype(dtype), e))
+    rng = np.random.default_rng(0)
+    Z = rng.standard_normal((100, 2))
+    # with two features the larger spread is compared with the smaller one
+    assert needs_standardizing(Z * [1e-3, 1e3])
+    assert not needs_standardizing(Z * [1.0, 3.0])
+    assert not needs_standardizing(Z[:, :1] * 1e6)  # a single feature
+
+
+def test_clustering_labels_ignore_the_data_magnitude():
+    rng = np.random.RandomState(0)
+    c = rng.randint(3, size=150)
+    X = np.c_[c * 8.0 + rng.randn(150), rng.randn(150) * 100, rng.randn(150)]
+    X = X.astype(np.float32)
+    params = dict(n_dictionaries=2, max_iter=20, random_state=0)
+    ref = SimplexSpectralClustering(3, **params).fit(X)
+    assert ref.scaler_ is not None
+    for e in (-100, 100):
+        model = SimplexSpectralClustering(3, **params).fit(np.ldexp(X, e))
+        assert model.scaler_ is not None
+        assert adjusted_rand_score(ref.labels_, model.labels_) == 1.0
+
+
+def test_clustering_names_the_default_n_components_in_errors():
+    X, _ = make_blobs(60, centers=3, random_state=0)
+    with pytest.raises(ValueError, match=r"n_components=None \(n_clusters=3\) must be at most"):
+        SimplexSpectralClustering(3, n_atoms=2, max_iter=5, random_state=0).fit(X)
+    with pytest.raises(ValueError, match="n_components=4 must be at most n_atoms - 1 = 2"):
+        SimplexSpectralClustering(3, n_atoms=3, n_components=4, max_iter=5).fit(X)
 
 
 def test_clustering_standardize_auto():
