@@ -628,7 +628,7 @@ class SimplexSpectralClustering(ClusterMixin, BaseEstimator):
         Largest number of dictionary updates of the coders.
     n_features_in_ : int
         Number of features seen during :meth:`fit`.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (n_features,)
         Names of features seen during :meth:`fit`, when they are strings.
 
     Notes
