@@ -29,6 +29,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.extmath import safe_sparse_dot
 from sklearn.utils.validation import check_is_fitted, check_non_negative, validate_data
 
+from ._dict_learning import _abs_max
 from ._estimator import WeightedL1SparseCoder
 from ._objective import power_of_two_exponent
 
@@ -527,8 +528,7 @@ def needs_standardizing(X):
     standardize : bool
     """
     X = np.asarray(X, dtype=np.float64)
-    top = max(float(X.max(initial=0.0)), -float(X.min(initial=0.0)))
-    std = np.ldexp(X, -power_of_two_exponent(top)).std(axis=0)
+    std = np.ldexp(X, -power_of_two_exponent(_abs_max(X))).std(axis=0)
     std = np.sort(std[std > 0])
     if std.size < 2:
         return False
