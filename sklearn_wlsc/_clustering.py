@@ -567,7 +567,10 @@ class SimplexSpectralClustering(ClusterMixin, BaseEstimator):
         informative after row normalization when ``c = 2``).
     n_atoms : int, default=None
         Number of atoms ``m``. ``None``: ``n / 10``, at least ``3 c + 1``, at
-        most ``max(256, 3 c + 1)`` (see ``default_n_atoms``).
+        most ``max(256, 3 c + 1)`` and at most ``max(n, c + 1)`` (see
+        ``default_n_atoms``). When the dictionaries are fit on fewer samples
+        than ``m`` (``n = c``, or a small ``max_fit_samples``), ``fit`` warns
+        once: the extra atoms may stay unused.
     alpha : float, default=None
         Locality weight of the coders. ``None``: ``0.5``. The objective is
         invariant to rescaling the data, so the value is unit-free: a sample
@@ -786,6 +789,18 @@ class SimplexSpectralClustering(ClusterMixin, BaseEstimator):
         seeds = [self.random_state] + [
             int(seed) for seed in rng.randint(np.iinfo(np.int32).max, size=self.n_dictionaries - 1)
         ]
+        if n_fit < m:
+            # said once, in this estimator's terms: the coder's own warning
+            # would name its n_components, which here means something else
+            origin = "the default rule's" if self.n_atoms is None else "the given"
+            given = f"n_samples={n}" if n_fit == n else f"max_fit_samples={n_fit}"
+            warnings.warn(
+                f"{given} is smaller than n_atoms={m} ({origin} "
+                f"dictionary size for n_clusters={self.n_clusters}): the extra "
+                "atoms start as mixtures of samples and may stay unused.",
+                UserWarning,
+                stacklevel=2,
+            )
         self.coders_ = []
         for seed in seeds:
             Y_fit = Y
@@ -800,7 +815,13 @@ class SimplexSpectralClustering(ClusterMixin, BaseEstimator):
                 n_jobs=self.n_jobs,
                 random_state=seed,
             )
-            self.coders_.append(coder.fit(Y_fit))
+            with warnings.catch_warnings():
+                warnings.filterwarnings(
+                    "ignore",
+                    message="n_samples=.* is smaller than n_components",
+                    category=UserWarning,
+                )
+                self.coders_.append(coder.fit(Y_fit))
         self.coder_ = self.coders_[0]
         codes = self._encode(Y)
         self.embedding_ = SimplexSpectralEmbedding(n_components, min_support=n / m).fit(codes)

@@ -329,6 +329,28 @@ def test_clustering_names_the_default_n_components_in_errors():
         SimplexSpectralClustering(3, n_atoms=3, n_components=4, max_iter=5).fit(X)
 
 
+def test_clustering_warns_in_its_own_terms_when_atoms_outnumber_samples():
+    # n = n_clusters: the default rule needs n_clusters + 1 atoms
+    X, _ = make_blobs(4, centers=4, random_state=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = SimplexSpectralClustering(4, max_iter=5, random_state=0).fit(X)
+    messages = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+    assert model.n_atoms_ == 5
+    assert messages == [
+        "n_samples=4 is smaller than n_atoms=5 (the default rule's dictionary size for "
+        "n_clusters=4): the extra atoms start as mixtures of samples and may stay unused."
+    ]
+    assert np.isfinite(model.embedding_.transform(model.encode(X))).all()
+    X, _ = make_blobs(60, centers=3, random_state=0)
+    with pytest.warns(
+        UserWarning, match=r"^max_fit_samples=8 is smaller than n_atoms=12 \(the given"
+    ):
+        SimplexSpectralClustering(
+            3, n_atoms=12, n_dictionaries=2, max_fit_samples=8, max_iter=5, random_state=0
+        ).fit(X)
+
+
 def test_clustering_standardize_auto():
     X, y = load_wine(return_X_y=True)
     raw = SimplexSpectralClustering(3, random_state=0).fit(X)
