@@ -41,7 +41,11 @@ for name, ari in scores.items():
 # with a single dictionary (n_dictionaries=1), the model is this pipeline
 pipe = make_pipeline(
     WeightedL1SparseCoder(n_components=model.n_atoms_, alpha=model.alpha_, random_state=0),
-    SimplexSpectralEmbedding(n_components=10, min_support=len(X) / model.n_atoms_),
+    SimplexSpectralEmbedding(
+        n_components=model.n_components_,
+        min_support=len(X) / model.n_atoms_,
+        diffusion_time="auto",
+    ),
     KMeans(10, n_init=10, random_state=0),
 )
 print(f"pipeline ARI {adjusted_rand_score(y, pipe.fit_predict(X)):.3f}")

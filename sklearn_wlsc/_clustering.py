@@ -176,6 +176,46 @@ def _embed(X, P):
     return U
 
 
+#: largest "auto" diffusion time: vectors whose σ is below σ_1 by more than
+#: about 1e-5 (relative) then weigh nothing, ties with σ_1 keep full weight
+MAX_DIFFUSION_TIME = 1e6
+
+
+def auto_diffusion_time(sigma):
+    """Diffusion time at which vector ``⌈3k/4⌉`` weighs half the first.
+
+    ``t = log 2 / (2 log(σ_1 / σ_j))`` for ``k`` singular values ``sigma``,
+    with ``σ_1`` the largest and ``σ_j`` the ``j``-th largest, ``j =
+    ⌈3k/4⌉``, counting positive values only; at most
+    ``MAX_DIFFUSION_TIME``, and zero when no value is positive.
+    """
+    sigma = np.sort(np.asarray(sigma, dtype=np.float64))[::-1]
+    sigma = sigma[sigma > 0]
+    if sigma.size == 0:
+        return 0.0
+    j = math.ceil(3 * sigma.size / 4) - 1
+    decay = math.log(sigma[0]) - math.log(sigma[j])
+    if decay <= math.log(2) / (2 * MAX_DIFFUSION_TIME):
+        return MAX_DIFFUSION_TIME
+    return math.log(2) / (2 * decay)
+
+
+def diffusion_weights(sigma, t):
+    """``(σ_i / max σ)^{2t}``, computed in logs (no overflow at large ``t``).
+
+    All ones for ``t = 0``; zero for ``σ_i = 0`` when ``t > 0``.
+    """
+    sigma = np.asarray(sigma, dtype=np.float64)
+    w = np.ones_like(sigma)
+    top = sigma.max(initial=0.0)
+    if t == 0 or top <= 0:
+        return w
+    pos = sigma > 0
+    w[pos] = np.exp(2.0 * t * (np.log(sigma[pos]) - math.log(top)))
+    w[~pos] = 0.0
+    return w
+
+
 def participation_ratio(U):
     """Effective number of samples carrying each column of ``U``.
 
@@ -273,15 +313,30 @@ class SimplexSpectralEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin
         ``None``: ``Σ s / m`` (``n / m`` without isolated samples), the
         number of samples an average atom serves. ``0``: keep every
         component and the leading vectors as they are.
+    diffusion_time : float or "auto", default=0
+        Number ``t`` of steps of the random walk sample → atom → sample
+        (whose eigenvalues are ``σ²``) that weight the embedding: vector
+        ``i`` is scaled by ``(σ_i / σ_1)^{2t}`` before the rows are
+        normalized, a diffusion map at time ``t`` (Coifman and Lafon, 2006).
+        ``0``: no weighting. ``"auto"``: the time at which vector
+        ``j = ⌈3k/4⌉`` weighs half as much as the first,
+        ``t = log 2 / (2 log(σ_1 / σ_j))`` (at most ``10⁶``; ``σ_1`` is the
+        largest value, and zeros are not counted), so the weights
+        fade the trailing vectors as fast as the spectrum decays (see
+        Notes).
 
     Attributes
     ----------
     components_ : ndarray of shape (n_components, n_atoms)
-        The atom side ``Pᵀ``: the embedding of codes ``X`` is ``X @
-        components_.T`` with rows scaled to unit norm.
+        The atom side ``Pᵀ``, its rows scaled by the diffusion weights: the
+        embedding of codes ``X`` is ``X @ components_.T`` with rows scaled
+        to unit norm.
     singular_values_ : ndarray of shape (n_components,)
         Non-trivial singular values ``σ`` of ``X̃``, non-increasing, in
         ``[0, 1]``. Values close to one mean weakly connected groups.
+    diffusion_time_ : float
+        The diffusion time ``t`` used (``diffusion_time``, or its
+        ``"auto"`` value).
     atom_degrees_ : ndarray of shape (n_atoms,)
         Atom degrees ``s = Xᵀ1`` (usage of each atom) in the training codes.
     core_atoms_ : ndarray of shape (n_atoms,), dtype=bool
@@ -336,6 +391,17 @@ class SimplexSpectralEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin
     candidates are the ``4 k + 16`` leading vectors. When too few pass,
     skipped ones fill the remaining columns.
 
+    **Diffusion weights.** Without weights, the ``k`` kept vectors count
+    equally, however small their singular values: a choice of ``k`` past the
+    spectral gap adds noisy directions, and one before it misses groups.
+    With ``k`` chosen generously (twice the number of clusters in
+    :class:`SimplexSpectralClustering`), the weights ``(σ_i / σ_1)^{2t}``
+    let the spectrum decide: the ``"auto"`` time halves the weight at three
+    quarters of the vectors, so a spectrum that falls off steeply (well
+    separated groups) keeps about that many, and a flat one (many groups
+    with similar connectivity) keeps nearly all of them. Singular values
+    tied with ``σ_1`` (separate components) keep full weight.
+
     **Precision.** The eigenproblem is solved in float64; the output has the
     dtype of the input (float32 or float64).
 
@@ -349,6 +415,9 @@ class SimplexSpectralEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin
 
     Cai, D., Chen, X. (2015). Large scale spectral clustering via
     landmark-based sparse representation. IEEE Trans. Cybernetics.
+
+    Coifman, R. R., Lafon, S. (2006). Diffusion maps. Applied and
+    Computational Harmonic Analysis.
 
     See Also
     --------
@@ -374,11 +443,13 @@ class SimplexSpectralEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin
     _parameter_constraints = {
         "n_components": [Interval(Integral, 1, None, closed="left")],
         "min_support": [Interval(Real, 0, None, closed="left"), None],
+        "diffusion_time": [Interval(Real, 0, None, closed="left"), StrOptions({"auto"})],
     }
 
-    def __init__(self, n_components=2, *, min_support=None):
+    def __init__(self, n_components=2, *, min_support=None, diffusion_time=0):
         self.n_components = n_components
         self.min_support = min_support
+        self.diffusion_time = diffusion_time
 
     @property
     def _n_features_out(self):
@@ -429,7 +500,11 @@ class SimplexSpectralEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin
             P, sigma = simplex_spectral_projection(XtX, s, n_candidates, core=self.core_atoms_)
             keep, self.n_localized_ = _select_delocalized(X, P, sigma, k, min_support)
             P, sigma = P[:, keep], sigma[keep]
-        self.components_ = P.T
+        if self.diffusion_time == "auto":
+            self.diffusion_time_ = auto_diffusion_time(sigma)
+        else:
+            self.diffusion_time_ = float(self.diffusion_time)
+        self.components_ = (P * diffusion_weights(sigma, self.diffusion_time_)[None, :]).T
         self.singular_values_ = sigma
         self.atom_degrees_ = s
         return self
@@ -474,6 +549,9 @@ MAX_ATOMS = 256
 DEFAULT_ALPHA = 0.5
 #: default number of dictionaries whose graphs are averaged
 DEFAULT_N_DICTIONARIES = 8
+#: default embedding dimensions per cluster (the diffusion weights fade the
+#: ones past the spectrum's decay)
+EMBEDDING_DIMS_PER_CLUSTER = 2
 #: feature scales are "heterogeneous" beyond this ratio of standard deviations
 STANDARDIZE_RATIO = 10.0
 
@@ -549,7 +627,9 @@ class SimplexSpectralClustering(ClusterMixin, BaseEstimator):
        by ``R`` (see Notes).
     2. :class:`SimplexSpectralEmbedding` embeds the samples with the leading
        singular vectors of the normalized graph, an ``R m × R m``
-       eigenproblem, skipping vectors localized on a few outliers.
+       eigenproblem, skipping vectors localized on a few outliers and
+       weighting the others by powers of their singular values (a diffusion
+       map).
     3. :class:`~sklearn.cluster.KMeans` clusters the embedded samples.
 
     Unlike :class:`~sklearn.cluster.SpectralClustering`, the cost is linear in
@@ -562,9 +642,16 @@ class SimplexSpectralClustering(ClusterMixin, BaseEstimator):
     n_clusters : int, default=8
         Number of clusters ``c``.
     n_components : int, default=None
-        Dimension of the spectral embedding. ``None``: ``c`` (``c - 1``
-        vectors separate ``c`` ideal groups; one more keeps the embedding
-        informative after row normalization when ``c = 2``).
+        Dimension of the spectral embedding. ``None``: ``2 c`` (at most
+        ``m - 1``, at least ``c``). ``c - 1`` vectors separate ``c`` ideal
+        groups, but on real data some groups only part in later vectors; the
+        diffusion weights fade the vectors past the spectrum's decay.
+    diffusion_time : float or "auto", default="auto"
+        Diffusion time ``t`` of the embedding: vector ``i`` is weighted by
+        ``(σ_i / σ_1)^{2t}`` (see :class:`SimplexSpectralEmbedding`).
+        ``"auto"``: the time at which the vector at three quarters of
+        ``n_components`` weighs half as much as the first. ``0``: equal
+        weights (then ``n_components=c`` is the better choice).
     n_atoms : int, default=None
         Number of atoms ``m``. ``None``: ``n / 10``, at least ``3 c + 1``, at
         most ``max(256, 3 c + 1)`` and at most ``max(n, c + 1)`` (see
@@ -651,8 +738,9 @@ class SimplexSpectralClustering(ClusterMixin, BaseEstimator):
     With ``n_dictionaries=1``, without standardization and subsampling,
     ``fit`` is exactly the pipeline ``WeightedL1SparseCoder(m, alpha=α,
     max_iter=max_iter, tol=tol, random_state=random_state)``,
-    ``SimplexSpectralEmbedding(k, min_support=n / m)``, ``KMeans(n_clusters,
-    n_init=n_init, random_state=random_state)``.
+    ``SimplexSpectralEmbedding(k, min_support=n / m,
+    diffusion_time=diffusion_time)``, ``KMeans(n_clusters, n_init=n_init,
+    random_state=random_state)``, with ``k`` the ``n_components_`` used.
 
     The dictionary is a landmark set and the codes the landmark
     representation of landmark-based spectral clustering (Cai and Chen,
@@ -688,6 +776,7 @@ class SimplexSpectralClustering(ClusterMixin, BaseEstimator):
     _parameter_constraints = {
         "n_clusters": [Interval(Integral, 1, None, closed="left")],
         "n_components": [Interval(Integral, 1, None, closed="left"), None],
+        "diffusion_time": [Interval(Real, 0, None, closed="left"), StrOptions({"auto"})],
         "n_atoms": [Interval(Integral, 2, None, closed="left"), None],
         "alpha": [Interval(Real, 0, None, closed="left"), None],
         "n_dictionaries": [Interval(Integral, 1, None, closed="left")],
@@ -709,6 +798,7 @@ class SimplexSpectralClustering(ClusterMixin, BaseEstimator):
         n_clusters=8,
         *,
         n_components=None,
+        diffusion_time="auto",
         n_atoms=None,
         alpha=None,
         n_dictionaries=DEFAULT_N_DICTIONARIES,
@@ -722,6 +812,7 @@ class SimplexSpectralClustering(ClusterMixin, BaseEstimator):
     ):
         self.n_clusters = n_clusters
         self.n_components = n_components
+        self.diffusion_time = diffusion_time
         self.n_atoms = n_atoms
         self.alpha = alpha
         self.n_dictionaries = n_dictionaries
@@ -738,7 +829,10 @@ class SimplexSpectralClustering(ClusterMixin, BaseEstimator):
         n = X.shape[0]
         k = self.n_clusters
         m = default_n_atoms(n, k) if self.n_atoms is None else self.n_atoms
-        n_components = k if self.n_components is None else self.n_components
+        if self.n_components is None:
+            n_components = max(k, min(EMBEDDING_DIMS_PER_CLUSTER * k, m - 1))
+        else:
+            n_components = self.n_components
         if n_components > m - 1:
             given = (
                 f"n_components={n_components}"
@@ -824,7 +918,9 @@ class SimplexSpectralClustering(ClusterMixin, BaseEstimator):
                 self.coders_.append(coder.fit(Y_fit))
         self.coder_ = self.coders_[0]
         codes = self._encode(Y)
-        self.embedding_ = SimplexSpectralEmbedding(n_components, min_support=n / m).fit(codes)
+        self.embedding_ = SimplexSpectralEmbedding(
+            n_components, min_support=n / m, diffusion_time=self.diffusion_time
+        ).fit(codes)
         self.kmeans_ = KMeans(
             self.n_clusters, n_init=self.n_init, random_state=self.random_state
         ).fit(self.embedding_.transform(codes))
