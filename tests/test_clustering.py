@@ -4,6 +4,8 @@ import warnings
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import sparse
 from sklearn.cluster import KMeans, SpectralClustering
 from sklearn.datasets import load_digits, load_wine, make_blobs, make_moons
@@ -237,6 +239,26 @@ def test_diffusion_weights_and_auto_time():
     assert auto_diffusion_time(np.array([0.9, 0.9, 0.9, 0.5])) == MAX_DIFFUSION_TIME
     assert auto_diffusion_time(np.zeros(3)) == 0.0
     assert auto_diffusion_time(np.array([])) == 0.0
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.floats(0.0, 1.0), min_size=1, max_size=40),
+    st.one_of(st.floats(0.0, 1e7), st.just("auto")),
+)
+def test_diffusion_weights_properties(sigma, t):
+    """Weights lie in [0, 1], the largest value weighs one, and a larger
+    singular value never weighs less; never NaN, at any time."""
+    sigma = np.array(sigma)
+    if t == "auto":
+        t = auto_diffusion_time(sigma)
+        assert 0.0 <= t <= MAX_DIFFUSION_TIME
+    w = diffusion_weights(sigma, t)
+    assert np.all((w >= 0) & (w <= 1))
+    if sigma.max() > 0:
+        assert w[np.argmax(sigma)] == 1.0
+    order = np.argsort(sigma, kind="stable")
+    assert np.all(np.diff(w[order]) >= 0)
 
 
 @pytest.mark.parametrize("diffusion_time", [0.5, 4.0, "auto"])
