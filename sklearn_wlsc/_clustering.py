@@ -317,8 +317,8 @@ class SimplexSpectralEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin
         Number ``t`` of steps of the random walk sample → atom → sample
         (whose eigenvalues are ``σ²``) that weight the embedding: vector
         ``i`` is scaled by ``(σ_i / σ_1)^{2t}`` before the rows are
-        normalized, a diffusion map at time ``t`` (Coifman and Lafon, 2006).
-        ``0``: no weighting. ``"auto"``: the time at which vector
+        normalized, a diffusion map at time ``t`` (Coifman and Lafon, 2006);
+        at most ``10⁶``. ``0``: no weighting. ``"auto"``: the time at which vector
         ``j = ⌈3k/4⌉`` weighs half as much as the first,
         ``t = log 2 / (2 log(σ_1 / σ_j))`` (at most ``10⁶``; ``σ_1`` is the
         largest value, and zeros are not counted), so the weights
@@ -443,7 +443,10 @@ class SimplexSpectralEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin
     _parameter_constraints = {
         "n_components": [Interval(Integral, 1, None, closed="left")],
         "min_support": [Interval(Real, 0, None, closed="left"), None],
-        "diffusion_time": [Interval(Real, 0, None, closed="left"), StrOptions({"auto"})],
+        "diffusion_time": [
+            Interval(Real, 0, MAX_DIFFUSION_TIME, closed="both"),
+            StrOptions({"auto"}),
+        ],
     }
 
     def __init__(self, n_components=2, *, min_support=None, diffusion_time=0):
@@ -776,7 +779,10 @@ class SimplexSpectralClustering(ClusterMixin, BaseEstimator):
     _parameter_constraints = {
         "n_clusters": [Interval(Integral, 1, None, closed="left")],
         "n_components": [Interval(Integral, 1, None, closed="left"), None],
-        "diffusion_time": [Interval(Real, 0, None, closed="left"), StrOptions({"auto"})],
+        "diffusion_time": [
+            Interval(Real, 0, MAX_DIFFUSION_TIME, closed="both"),
+            StrOptions({"auto"}),
+        ],
         "n_atoms": [Interval(Integral, 2, None, closed="left"), None],
         "alpha": [Interval(Real, 0, None, closed="left"), None],
         "n_dictionaries": [Interval(Integral, 1, None, closed="left")],

@@ -297,7 +297,7 @@ def test_embedding_diffusion_keeps_separate_components_apart():
     assert adjusted_rand_score(np.repeat(np.arange(4), 3), labels) == 1.0
 
 
-@pytest.mark.parametrize("bad", [-1.0, "fast", np.nan])
+@pytest.mark.parametrize("bad", [-1.0, "fast", np.nan, np.inf, 2e6])
 def test_embedding_rejects_bad_diffusion_time(bad):
     X = random_codes(np.random.default_rng(0))
     with pytest.raises(ValueError, match="diffusion_time"):
