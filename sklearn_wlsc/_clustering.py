@@ -118,7 +118,9 @@ def simplex_spectral_projection(XtX, s, n_components, core=None):
 
     Unused atoms (``s_j = 0``) and atoms outside ``core`` get a zero row in
     ``P`` (they are removed from the graph); components with ``σ = 0`` get a
-    zero column (pseudo-inverses).
+    zero column (pseudo-inverses). Singular values at the rounding level of
+    the eigenproblem, ``σ ≤ 4 (m ε)^{1/2}`` (its eigenvalues ``σ²`` are
+    accurate to about ``m ε``), are noise and are returned as zero.
 
     Parameters
     ----------
@@ -161,8 +163,10 @@ def simplex_spectral_projection(XtX, s, n_components, core=None):
     # a deterministic sign: the largest-magnitude loading of each vector > 0
     flip = np.sign(V[np.argmax(np.abs(V), axis=0), np.arange(r)])
     V *= np.where(flip == 0, 1.0, flip)
-    tiny = math.sqrt(np.finfo(np.float64).eps)
-    inv_sigma = np.where(sigma[:r] > tiny, 1.0 / np.maximum(sigma[:r], tiny), 0.0)
+    # below the rounding level, σ is noise: 1/σ would blow the column up
+    noise = 4.0 * math.sqrt(m * np.finfo(np.float64).eps)
+    sigma[:r][sigma[:r] <= noise] = 0.0
+    inv_sigma = np.where(sigma[:r] > 0, 1.0 / np.maximum(sigma[:r], noise), 0.0)
     P[:, :r] = d[:, None] * V * inv_sigma[None, :]
     return P, sigma
 
@@ -176,8 +180,8 @@ def _embed(X, P):
     return U
 
 
-#: largest "auto" diffusion time: vectors whose σ is below σ_1 by more than
-#: about 1e-5 (relative) then weigh nothing, ties with σ_1 keep full weight
+#: largest diffusion time: there a vector whose σ is 1e-5 (relative) below
+#: σ_1 weighs e^-20, and ties with σ_1 keep full weight
 MAX_DIFFUSION_TIME = 1e6
 
 
@@ -304,7 +308,8 @@ class SimplexSpectralEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin
         Dimension ``k`` of the embedding: the number of non-trivial singular
         vectors kept. Codes with ``m`` atoms have at most ``m - 1``; columns
         beyond them are zero (with a warning). For clustering into ``c``
-        groups, ``c - 1`` to ``c`` suffice.
+        groups, ``c - 1`` to ``c`` with ``diffusion_time=0``, or about
+        ``2 c`` with ``diffusion_time="auto"``.
     min_support : float or None, default=None
         Smallest effective number of samples of a kept singular vector (its
         participation ratio ``(Σ u_i²)² / Σ u_i⁴`` over the training
@@ -317,13 +322,11 @@ class SimplexSpectralEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin
         Number ``t`` of steps of the random walk sample → atom → sample
         (whose eigenvalues are ``σ²``) that weight the embedding: vector
         ``i`` is scaled by ``(σ_i / σ_1)^{2t}`` before the rows are
-        normalized, a diffusion map at time ``t`` (Coifman and Lafon, 2006);
-        at most ``10⁶``. ``0``: no weighting. ``"auto"``: the time at which vector
-        ``j = ⌈3k/4⌉`` weighs half as much as the first,
-        ``t = log 2 / (2 log(σ_1 / σ_j))`` (at most ``10⁶``; ``σ_1`` is the
-        largest value, and zeros are not counted), so the weights
-        fade the trailing vectors as fast as the spectrum decays (see
-        Notes).
+        normalized, a diffusion map at time ``t`` (Coifman and Lafon,
+        2006); at most ``10⁶``. ``0``: no weighting. ``"auto"``: the time
+        at which vector ``j = ⌈3k'/4⌉`` weighs half as much as the first,
+        ``t = log 2 / (2 log(σ_1 / σ_j))`` (at most ``10⁶``), where ``k'``
+        counts the vectors with ``σ > 0`` (see Notes).
 
     Attributes
     ----------
@@ -332,8 +335,10 @@ class SimplexSpectralEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin
         embedding of codes ``X`` is ``X @ components_.T`` with rows scaled
         to unit norm.
     singular_values_ : ndarray of shape (n_components,)
-        Non-trivial singular values ``σ`` of ``X̃``, non-increasing, in
-        ``[0, 1]``. Values close to one mean weakly connected groups.
+        Non-trivial singular values ``σ`` of ``X̃`` of the kept vectors, in
+        ``[0, 1]``: non-increasing, except where localized vectors fill the
+        last columns. Values close to one mean weakly connected groups;
+        values at the rounding level of the eigenproblem are zero.
     diffusion_time_ : float
         The diffusion time ``t`` used (``diffusion_time``, or its
         ``"auto"`` value).
@@ -396,11 +401,16 @@ class SimplexSpectralEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin
     spectral gap adds noisy directions, and one before it misses groups.
     With ``k`` chosen generously (twice the number of clusters in
     :class:`SimplexSpectralClustering`), the weights ``(σ_i / σ_1)^{2t}``
-    let the spectrum decide: the ``"auto"`` time halves the weight at three
-    quarters of the vectors, so a spectrum that falls off steeply (well
-    separated groups) keeps about that many, and a flat one (many groups
-    with similar connectivity) keeps nearly all of them. Singular values
-    tied with ``σ_1`` (separate components) keep full weight.
+    fade the trailing vectors. The ``"auto"`` time makes the fading
+    independent of the scale of the spectrum: vector ``⌈3k/4⌉`` always
+    weighs one half, vectors with ``σ`` close to ``σ_1`` about one, and the
+    last ones fall off as their ``σ`` drops below ``σ_j``. Leading values
+    that are nearly equal (many groups of similar connectivity, as on
+    digits) give a long time, so whatever falls below them fades fast;
+    spread-out values give a short one. Values tied with ``σ_1`` (separate
+    components) keep full weight. ``σ_i`` in the weights is the smallest
+    singular value among columns ``1 … i``, so a localized vector that
+    fills a slot after the kept ones never outweighs them.
 
     **Precision.** The eigenproblem is solved in float64; the output has the
     dtype of the input (float32 or float64).
@@ -503,11 +513,15 @@ class SimplexSpectralEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin
             P, sigma = simplex_spectral_projection(XtX, s, n_candidates, core=self.core_atoms_)
             keep, self.n_localized_ = _select_delocalized(X, P, sigma, k, min_support)
             P, sigma = P[:, keep], sigma[keep]
-        if self.diffusion_time == "auto":
-            self.diffusion_time_ = auto_diffusion_time(sigma)
+        # a localized vector that fills a slot after the kept ones may have a
+        # larger σ: weigh each column by the smallest σ up to it, never more
+        # than the columns before it
+        sigma_w = np.minimum.accumulate(sigma)
+        if isinstance(self.diffusion_time, str):  # "auto"
+            self.diffusion_time_ = auto_diffusion_time(sigma_w)
         else:
             self.diffusion_time_ = float(self.diffusion_time)
-        self.components_ = (P * diffusion_weights(sigma, self.diffusion_time_)[None, :]).T
+        self.components_ = (P * diffusion_weights(sigma_w, self.diffusion_time_)[None, :]).T
         self.singular_values_ = sigma
         self.atom_degrees_ = s
         return self
@@ -652,9 +666,10 @@ class SimplexSpectralClustering(ClusterMixin, BaseEstimator):
     diffusion_time : float or "auto", default="auto"
         Diffusion time ``t`` of the embedding: vector ``i`` is weighted by
         ``(σ_i / σ_1)^{2t}`` (see :class:`SimplexSpectralEmbedding`).
-        ``"auto"``: the time at which the vector at three quarters of
-        ``n_components`` weighs half as much as the first. ``0``: equal
-        weights (then ``n_components=c`` is the better choice).
+        ``"auto"``: the time at which the vector at three quarters of the
+        embedding (of those with ``σ > 0``) weighs half as much as the
+        first. ``0``: equal weights (then ``n_components=c`` is the better
+        choice).
     n_atoms : int, default=None
         Number of atoms ``m``. ``None``: ``n / 10``, at least ``3 c + 1``, at
         most ``max(256, 3 c + 1)`` and at most ``max(n, c + 1)`` (see

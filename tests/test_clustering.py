@@ -282,6 +282,14 @@ def test_embedding_diffusion_time_weights_the_vectors(rng, diffusion_time):
         np.testing.assert_allclose(emb.transform(Z), ref, atol=1e-12)
     np.testing.assert_allclose(emb.fit_transform(X), emb.transform(X))
     assert plain.diffusion_time_ == 0.0
+    # sparse and float32 codes give the same weighted embedding
+    params = dict(n_components=6, diffusion_time=diffusion_time)
+    E_sp = SimplexSpectralEmbedding(**params).fit(sparse.csr_matrix(X)).transform(X_new)
+    np.testing.assert_allclose(E_sp, emb.transform(X_new), atol=1e-12)
+    emb32 = SimplexSpectralEmbedding(**params).fit(X.astype(np.float32))
+    E32 = emb32.transform(X_new.astype(np.float32))
+    assert E32.dtype == np.float32
+    np.testing.assert_allclose(E32, emb.transform(X_new), atol=1e-4)
 
 
 def test_embedding_diffusion_keeps_separate_components_apart():
@@ -289,8 +297,16 @@ def test_embedding_diffusion_keeps_separate_components_apart():
     weight at the longest time, so the groups stay apart."""
     block = np.array([[1.0, 0.0], [0.5, 0.5], [0.0, 1.0]])
     X = sparse.block_diag([block] * 4).toarray()  # 4 components of 3 samples
-    emb = SimplexSpectralEmbedding(n_components=3, min_support=0, diffusion_time="auto").fit(X)
+    emb = SimplexSpectralEmbedding(n_components=4, min_support=0, diffusion_time="auto").fit(X)
+    # three σ = 1 (four components, the trivial pair dropped), then one within a block
+    np.testing.assert_allclose(emb.singular_values_[:3], 1.0)
+    assert emb.singular_values_[3] < 0.9
     assert emb.diffusion_time_ == MAX_DIFFUSION_TIME
+    # the within-block vector weighs nothing, the component vectors weigh one
+    np.testing.assert_array_equal(emb.components_[3], 0.0)
+    plain = SimplexSpectralEmbedding(n_components=4, min_support=0).fit(X)
+    # (ties up to rounding: weights 1 − O(t ε))
+    np.testing.assert_allclose(emb.components_[:3], plain.components_[:3], rtol=1e-8)
     E = emb.transform(X)
     assert np.all(np.isfinite(E))
     labels = KMeans(4, n_init=10, random_state=0).fit_predict(E)
@@ -302,6 +318,53 @@ def test_embedding_rejects_bad_diffusion_time(bad):
     X = random_codes(np.random.default_rng(0))
     with pytest.raises(ValueError, match="diffusion_time"):
         SimplexSpectralEmbedding(2, diffusion_time=bad).fit(X)
+    with pytest.raises(ValueError, match="diffusion_time"):
+        SimplexSpectralClustering(2, diffusion_time=bad).fit(make_blobs(20, random_state=0)[0])
+
+
+def test_embedding_noise_singular_values_are_zero(rng):
+    """More vectors than the rank of the codes: the eigenproblem's rounding
+    noise is reported as σ = 0, weighs nothing, and does not set the time."""
+    X = rng.uniform(size=(5, 12)) + 0.1  # rank at most 5, every atom used
+    X /= X.sum(axis=1, keepdims=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        emb = SimplexSpectralEmbedding(11, min_support=0, diffusion_time="auto").fit(X)
+    sigma = emb.singular_values_
+    ref = np.linalg.svd(X / np.sqrt(X.sum(axis=0)), compute_uv=False)[1:]  # non-trivial
+    r = int(np.sum(ref > 1e-6))
+    assert r == 4
+    np.testing.assert_allclose(sigma[:r], ref[:r], rtol=1e-8)
+    np.testing.assert_array_equal(sigma[r:], 0.0)
+    np.testing.assert_array_equal(emb.components_[r:], 0.0)
+    assert emb.diffusion_time_ == auto_diffusion_time(sigma[:r])
+    E = emb.transform(X)
+    np.testing.assert_allclose(np.linalg.norm(E, axis=1), 1.0)
+    # the samples stay apart: no noise column swamps the embedding
+    assert np.unique(E.round(6), axis=0).shape[0] == 5
+
+
+def test_embedding_filled_localized_vector_never_outweighs_the_kept_ones():
+    """When too few vectors pass the localization rule, skipped ones fill the
+    last columns; their weight is at most that of the columns before them."""
+    found = 0
+    for seed in range(300):
+        r = np.random.default_rng(seed)
+        X = r.random((60, 10)) * (r.random((60, 10)) < 0.15)
+        X[np.arange(60), r.integers(0, 10, 60)] += 0.1
+        X /= X.sum(axis=1, keepdims=True)
+        emb = SimplexSpectralEmbedding(8, diffusion_time="auto").fit(X)
+        sigma = emb.singular_values_
+        if not np.any(np.diff(sigma) > 0):
+            continue
+        found += 1
+        plain = SimplexSpectralEmbedding(8).fit(X)
+        ratio = np.linalg.norm(emb.components_, axis=1) / np.linalg.norm(plain.components_, axis=1)
+        assert ratio[0] == pytest.approx(1.0)
+        assert np.all(np.diff(ratio) <= 1e-12)
+        if found == 3:
+            break
+    assert found > 0
 
 
 # -- scikit-learn compatibility ----------------------------------------------
@@ -310,6 +373,7 @@ def test_embedding_rejects_bad_diffusion_time(bad):
 @parametrize_with_checks(
     [
         SimplexSpectralEmbedding(),
+        SimplexSpectralEmbedding(n_components=3, diffusion_time="auto"),
         SimplexSpectralClustering(n_init=2, max_iter=20, random_state=0),
     ]
 )
@@ -544,6 +608,3 @@ def test_digits_ari_goal():
     X, y = load_digits(return_X_y=True)
     model = SimplexSpectralClustering(10, random_state=0).fit(X)
     assert adjusted_rand_score(y, model.labels_) >= 0.85
-    # the plain embedding (c vectors, equal weights) stays below the goal
-    plain = SimplexSpectralClustering(10, n_components=10, diffusion_time=0, random_state=0)
-    assert adjusted_rand_score(y, plain.fit(X).labels_) < 0.85
