@@ -215,7 +215,9 @@ def diffusion_weights(sigma, t):
     if t == 0 or top <= 0:
         return w
     pos = sigma > 0
-    w[pos] = np.exp(2.0 * t * (np.log(sigma[pos]) - math.log(top)))
+    # the log of the ratio: ≤ 0 exactly, and 0 at the largest value (a
+    # difference of two logs may round above it)
+    w[pos] = np.exp(2.0 * t * np.log(sigma[pos] / top))
     w[~pos] = 0.0
     return w
 
