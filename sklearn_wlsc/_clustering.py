@@ -198,7 +198,7 @@ def auto_diffusion_time(sigma):
     if sigma.size == 0:
         return 0.0
     j = math.ceil(3 * sigma.size / 4) - 1
-    decay = math.log(sigma[0]) - math.log(sigma[j])
+    decay = math.log(sigma[0] / sigma[j])
     if decay <= math.log(2) / (2 * MAX_DIFFUSION_TIME):
         return MAX_DIFFUSION_TIME
     return math.log(2) / (2 * decay)
