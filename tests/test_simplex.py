@@ -68,10 +68,52 @@ def test_numba_projection_from_any_guess(v, guess):
 
     expected = project_simplex(v[None])[0]
     out = v.copy()
-    tau = project_from(out, guess, 0.0, 1.0)
+    tau, _ = project_from(out, guess, 0.0, 1.0)
     atol = 1e-10 * max(1.0, np.abs(v).max())
     np.testing.assert_allclose(out, expected, atol=atol)
     np.testing.assert_allclose(np.maximum(v - tau, 0.0), expected, atol=atol)
+
+
+def _planted_tie(rng, dtype):
+    """A row whose root ``τ`` is also, to within two ulps, one of its entries.
+
+    ``k`` entries in ``(0, 1)`` hold the support; one entry sits at their
+    root ``τ`` (a tie: with or without it the root is ``τ``); the other
+    entries lie below ``max(v) − 1``, outside every candidate set.
+    """
+    m, k = int(rng.integers(16, 65)), int(rng.integers(2, 9))
+    while True:
+        support = rng.uniform(0.0, 1.0, k).astype(dtype)
+        tau = dtype((support.sum(dtype=dtype) - dtype(1)) / dtype(k))
+        if support.min() > tau:
+            break
+    v = (-1.0 - rng.random(m)).astype(dtype)
+    v[:k] = support
+    v[k] = tau + dtype(rng.integers(-2, 3)) * np.spacing(tau)
+    return rng.permutation(v), tau
+
+
+@given(st.integers(0, 2**32 - 1), st.sampled_from(["inf", "below", "at", "above"]))
+@settings(max_examples=200, deadline=None)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_numba_projection_ends_at_a_rounding_tie(dtype, seed, start):
+    # Michelot's climb only shrinks its candidate set, so it needs at most
+    # one pass per entry above its start (here at least max(v) − 1) plus
+    # three; a tie between τ and an entry once made it alternate between
+    # two sets until the pass limit of m + 1 (on ~10 % of these rows)
+    from sklearn_wlsc._backends._numba import project_from
+
+    v, tau = _planted_tie(np.random.default_rng(seed), dtype)
+    zero, one = dtype(0), dtype(1)
+    step = dtype(1e-3)
+    guess = {"inf": np.inf, "below": tau - step, "at": tau, "above": tau + step}[start]
+    out = v.copy()
+    tau_found, passes = project_from(out, dtype(guess), zero, one)
+    assert passes <= np.count_nonzero(v > v.max() - 1) + 3
+    expected = project_simplex(v[None].astype(np.float64))[0]
+    atol = 10 * np.finfo(dtype).eps
+    np.testing.assert_allclose(out, expected, atol=atol)
+    assert abs(float(tau_found) - float(tau)) <= atol
 
 
 @pytest.mark.parametrize("dtype,atol", [(np.float64, 1e-12), (np.float32, 1e-5)])
