@@ -64,7 +64,7 @@ def test_numba_projection_from_any_guess(v, guess):
     # the unrolled encoder starts each projection from the previous layer's
     # threshold: guesses above the root, below it, beyond every entry or
     # infinite must all land on the same projection
-    from sklearn_wlsc._backends._numba import project_from
+    from sklearn_wlsc._backends._numba import project_from, simplex_threshold
 
     expected = project_simplex(v[None])[0]
     out = v.copy()
@@ -72,6 +72,12 @@ def test_numba_projection_from_any_guess(v, guess):
     atol = 1e-10 * max(1.0, np.abs(v).max())
     np.testing.assert_allclose(out, expected, atol=atol)
     np.testing.assert_allclose(np.maximum(v - tau, 0.0), expected, atol=atol)
+    # the search alone (the unrolled encoder clamps in its own pass) finds
+    # the same threshold and leaves v as it was
+    v_before = v.copy()
+    tau_only, _ = simplex_threshold(v, guess, 0.0, 1.0)
+    np.testing.assert_array_equal(v, v_before)
+    np.testing.assert_allclose(np.maximum(v - tau_only, 0.0), expected, atol=atol)
 
 
 def _planted_tie(rng, dtype):

@@ -53,10 +53,11 @@ def _jit(**options):
 
 
 @_jit(nogil=True, fastmath=_FASTMATH, inline="always")
-def project_from(v, tau, zero, one):
-    """Project ``v`` onto the simplex in place, ``Π_Δ(v) = max(v − τ, 0)``,
-    starting the search for ``τ`` at the guess ``tau`` (``inf`` for none);
-    return ``τ`` and the number of passes over ``v`` that searched for it.
+def simplex_threshold(v, tau, zero, one):
+    """The threshold ``τ`` of the projection of ``v`` onto the simplex,
+    ``Π_Δ(v) = max(v − τ, 0)``, searched from the guess ``tau`` (``inf``
+    for none); return ``τ`` and the number of passes over ``v`` that
+    searched for it. ``v`` is not modified.
 
     ``f(τ) = Σ_j max(v_j − τ, 0) − 1`` is convex, piecewise linear and
     decreasing, so a Newton step from any point with ``f < 0`` lands at or
@@ -119,7 +120,17 @@ def project_from(v, tau, zero, one):
             break
         previous = count
         tau = t_new
-    for j in range(m):
+    return tau, passes
+
+
+@_jit(nogil=True, fastmath=_FASTMATH, inline="always")
+def project_from(v, tau, zero, one):
+    """Project ``v`` onto the simplex in place, ``Π_Δ(v) = max(v − τ, 0)``,
+    starting the search for ``τ`` at the guess ``tau`` (``inf`` for none);
+    return ``τ`` and the number of passes over ``v`` that searched for it
+    (see :func:`simplex_threshold`)."""
+    tau, passes = simplex_threshold(v, tau, zero, one)
+    for j in range(v.shape[0]):
         d = v[j] - tau
         v[j] = d if d > zero else zero
     return tau, passes
@@ -149,9 +160,11 @@ def unrolled_encode(G, C, inv_L, betas, X, zero, one, inf, unit):
     ``x⁺ = Π_Δ(z + (c − zG)·inv_L)``, ``z = x⁺ + β_k (x⁺ − x)``. The product
     ``zG`` runs over a list of the nonzero entries of ``z``, which the
     projection makes few, four rows of ``G`` per sweep over ``v`` (a quarter
-    of the loads and stores), and each projection starts from the previous
-    layer's threshold. A row whose iterate reaches a fixed point (typically
-    a vertex) stops early, with the same result as running every layer.
+    of the loads and stores) and the last one to three in one more sweep.
+    Each projection starts from the previous layer's threshold, and its
+    clamp is folded into the momentum update's pass. A row whose iterate
+    reaches a fixed point (typically a vertex) stops early, with the same
+    result as running every layer.
     Writes the codes into ``X``; ``zero``, ``one`` and ``inf`` have its
     dtype. ``unit`` is one in the type of the per-layer counters of equal
     and nonzero entries: ``int64`` for float64 data, but ``float32`` for
@@ -199,18 +212,32 @@ def unrolled_encode(G, C, inv_L, betas, X, zero, one, inf, unit):
                     for j in range(m):
                         v[j] -= (w0 * G[r0, j] + w1 * G[r1, j]) + (w2 * G[r2, j] + w3 * G[r3, j])
                     a += 4
-                while a < n_support:
+                # the last one to three rows in one sweep
+                rest = n_support - a
+                if rest == 3:
+                    r0, r1, r2 = support[a], support[a + 1], support[a + 2]
+                    w0, w1, w2 = z[r0] * inv_L, z[r1] * inv_L, z[r2] * inv_L
+                    for j in range(m):
+                        v[j] -= (w0 * G[r0, j] + w1 * G[r1, j]) + w2 * G[r2, j]
+                elif rest == 2:
+                    r0, r1 = support[a], support[a + 1]
+                    w0, w1 = z[r0] * inv_L, z[r1] * inv_L
+                    for j in range(m):
+                        v[j] -= w0 * G[r0, j] + w1 * G[r1, j]
+                elif rest == 1:
                     r = support[a]
                     w = z[r] * inv_L
                     for j in range(m):
                         v[j] -= w * G[r, j]
-                    a += 1
-                tau, _ = project_from(v, tau, zero, one)
+                # the projection's clamp max(v − τ, 0) is done in the
+                # momentum update's pass
+                tau, _ = simplex_threshold(v, tau, zero, one)
                 beta = betas[k]
                 n_same = nothing
                 n_nonzero = nothing
                 for j in range(m):
-                    xn = v[j]
+                    dj = v[j] - tau
+                    xn = dj if dj > zero else zero
                     n_same += unit if xn == x[j] else nothing
                     zj = xn + beta * (xn - x[j])
                     n_nonzero += unit if zj != zero else nothing
