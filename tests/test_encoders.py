@@ -114,6 +114,19 @@ def test_unrolled_matches_reference(backend, rng, alpha):
     assert _on_simplex(X)
 
 
+def test_numba_unrolled_matches_reference_at_every_support_size(rng):
+    # the numba layer sweeps over four listed rows of G at a time and over
+    # the last one to three in one more sweep: supports of every size modulo
+    # four must give the reference network
+    Y, A = make_problem(rng, n=200, d=20, m=24)
+    X = sparse_encode(Y, A, alpha=0.0, algorithm="unrolled", n_layers=30, backend="numba")
+    Ac = A - A.mean(axis=0)
+    G, C = _objective.encoder_terms(Y - A.mean(axis=0), Ac, 0.0)
+    X_ref = unrolled_encode(G, C, _objective.lipschitz_constant(A), 30)
+    np.testing.assert_allclose(X, X_ref, rtol=0, atol=1e-12)
+    assert set(np.count_nonzero(X_ref, axis=1) % 4) == {0, 1, 2, 3}
+
+
 @pytest.mark.parametrize("alpha", [0.5, 3.0, 30.0])
 @pytest.mark.parametrize("n_layers", [2, 7, 60])
 def test_numba_unrolled_stopping_at_fixed_points_changes_nothing(rng, alpha, n_layers):
