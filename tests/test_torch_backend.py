@@ -9,6 +9,9 @@ import textwrap
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 
 torch = pytest.importorskip("torch")
 
@@ -20,6 +23,7 @@ from sklearn_wlsc._simplex import project_simplex  # noqa: E402
 from sklearn_wlsc.torch import UnrolledWLSC, train_unrolled  # noqa: E402
 
 from .conftest import make_problem  # noqa: E402
+from .test_simplex import _planted_tie  # noqa: E402
 
 ALGORITHMS = ["unrolled", "exact"]
 TORCH_DTYPES = {np.float32: torch.float32, np.float64: torch.float64}
@@ -160,6 +164,70 @@ def test_project_simplex_matches_reference(rng):
         out_t = backend.project_simplex(torch.from_numpy(V))
         assert isinstance(out_t, torch.Tensor) and out_t.dtype == TORCH_DTYPES[dtype]
         np.testing.assert_allclose(out_t.numpy(), ref, atol=1e-14 if dtype == np.float64 else 1e-6)
+
+
+_finite = st.floats(-1e3, 1e3, allow_nan=False, allow_infinity=False)
+
+
+@given(
+    arrays(np.float64, st.tuples(st.integers(1, 8), st.integers(1, 25)), elements=_finite),
+    st.lists(st.one_of(_finite, st.just(np.inf), st.just(-np.inf)), min_size=8, max_size=8),
+    st.sampled_from([np.float64, np.float32]),
+)
+@settings(max_examples=150, deadline=None)
+def test_simplex_threshold_from_any_guess(V, guesses, dtype):
+    """The sort-free search lands on the sort-based projection from no guess
+    and from guesses above the root, below it, beyond every entry or
+    infinite, and leaves ``V`` unchanged."""
+    V = V.astype(dtype)
+    expected = project_simplex(V.astype(np.float64))
+    atol = (1e-10 if dtype == np.float64 else 1e-4) * max(1.0, np.abs(V).max())
+    Vt = torch.from_numpy(V)
+    before = Vt.clone()
+    guess = torch.tensor(guesses[: V.shape[0]], dtype=Vt.dtype)[:, None]
+    for start in (None, guess):
+        tau, passes = tb.simplex_threshold(Vt, start, return_passes=True)
+        assert tau.shape == (V.shape[0], 1) and tau.dtype == Vt.dtype
+        assert passes <= V.shape[1] + 3
+        X = torch.clamp(Vt - tau, min=0.0).numpy()
+        np.testing.assert_allclose(X, expected, atol=atol)
+    torch.testing.assert_close(Vt, before, rtol=0, atol=0)
+
+
+@given(st.integers(0, 2**32 - 1), st.sampled_from(["none", "below", "at", "above"]))
+@settings(max_examples=100, deadline=None)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_simplex_threshold_ends_at_a_rounding_tie(dtype, seed, start):
+    """An entry within rounding of the root ends the climb (as in the numba
+    kernel) instead of alternating between two candidate sets."""
+    v, tau = _planted_tie(np.random.default_rng(seed), dtype)
+    step = dtype(1e-3)
+    guess = {"none": None, "below": tau - step, "at": tau, "above": tau + step}[start]
+    Vt = torch.from_numpy(v[None])
+    if guess is not None:
+        guess = torch.tensor([[guess]], dtype=Vt.dtype)
+    found, passes = tb.simplex_threshold(Vt, guess, return_passes=True)
+    assert passes <= np.count_nonzero(v > v.max() - 1) + 3
+    atol = 10 * np.finfo(dtype).eps
+    assert abs(float(found) - float(tau)) <= atol
+    expected = project_simplex(v[None].astype(np.float64))
+    np.testing.assert_allclose(torch.clamp(Vt - found, min=0.0).numpy(), expected, atol=atol)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_unrolled_sort_free_projection_matches_sort(rng, dtype):
+    """Without gradients the network finds each threshold by the sort-free
+    search from the previous layer's; with them, by sorting. The codes agree
+    to rounding, over every layer count."""
+    Y, A = make_problem(rng, n=400, d=8, m=24, dtype=dtype)
+    G, C = (torch.from_numpy(a) for a in _objective.encoder_terms(*_centered(Y, A), 0.5))
+    step = 1.0 / _objective.lipschitz_constant(A)
+    atol = 1e-13 if dtype == np.float64 else 1e-6
+    for n_layers in (1, 2, 7, 50):
+        with torch.no_grad():
+            fast = tb.unrolled_encode(G, C, step, n_layers)
+        sorted_ = tb.unrolled_encode(G, C.clone().requires_grad_(True), step, n_layers)
+        torch.testing.assert_close(fast, sorted_.detach(), rtol=0, atol=atol)
 
 
 def test_dictionary_statistics(rng):

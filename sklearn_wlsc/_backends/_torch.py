@@ -10,7 +10,10 @@ implementation shared by the backend (which calls them under ``no_grad``)
 and by :class:`sklearn_wlsc.torch.UnrolledWLSC` (which backpropagates
 through them):
 
-- :func:`project_simplex`: the sort-based projection of the numpy reference;
+- :func:`project_simplex`: the sort-based projection of the numpy reference
+  (differentiable);
+- :func:`simplex_threshold`: the projection's threshold found without
+  sorting, batched Michelot steps from a guess, as the numba kernel does;
 - :func:`encoder_terms`, :func:`lipschitz_constant`, :func:`gap_scale`,
   :func:`sample_objective`: the tensor versions of ``_objective``;
 - :func:`unrolled_encode`: the K-Deep Simplex network, the same operations
@@ -126,6 +129,74 @@ def project_simplex(V):
     return torch.clamp(V - tau, min=0.0)
 
 
+def simplex_threshold(V, tau=None, *, return_passes=False):
+    """The thresholds ``τ`` of the projections of the rows of ``V`` onto the
+    simplex, ``Π_Δ(v) = max(v − τ, 0)``, without sorting.
+
+    The batched form of the numba kernel's search
+    (``_numba.simplex_threshold``): from a guess, one Newton step on the
+    convex, decreasing ``f(τ) = Σ_j max(v_j − τ, 0) − 1`` lands at or below
+    the root (``max(v) − 1``, always a lower bound, replaces a guess above
+    every entry), and Newton steps from below (Michelot's algorithm) climb
+    to it, the candidate set shrinking to the support. A row is done when
+    its count stops shrinking: an unchanged count means the exact threshold,
+    a grown one a rounding tie, where ``τ`` is the root to rounding. Every
+    pass is a few elementwise kernels and two row reductions, against a
+    segmented sort for :func:`project_simplex`; a guess from the previous
+    layer of the unrolled encoder leaves about 3.5 passes a projection.
+    Not differentiable (use :func:`project_simplex` for that).
+
+    Parameters
+    ----------
+    V : Tensor of shape (n_rows, m)
+    tau : Tensor of shape (n_rows, 1) or None
+        The guesses; None starts at ``max(v) − 1``.
+    return_passes : bool, default=False
+        Also return the number of passes over ``V``.
+
+    Returns
+    -------
+    tau : Tensor of shape (n_rows, 1)
+        Same dtype and device as ``V``.
+    passes : int
+        Only with ``return_passes``.
+    """
+    torch = import_torch()
+    m = V.shape[1]
+
+    def newton(tau):
+        above = V > tau
+        count = above.sum(dim=1, keepdim=True)
+        total = torch.where(above, V, 0.0).sum(dim=1, keepdim=True)
+        return (total - 1.0) / count.clamp(min=1).to(V.dtype), count
+
+    no_previous = torch.zeros((V.shape[0], 1), dtype=torch.int64, device=V.device)
+    passes = 1
+    if tau is None:
+        tau, previous = V.amax(dim=1, keepdim=True) - 1.0, no_previous
+    else:
+        t_new, count = newton(tau)
+        empty = count == 0
+        if bool(empty.any()):
+            t_new = torch.where(empty, V.amax(dim=1, keepdim=True) - 1.0, t_new)
+        # a guess at or below the root holds the support in its candidate
+        # set, so an unchanged count in the next pass means exact
+        previous = torch.where((t_new >= tau) & ~empty, count, no_previous)
+        tau = t_new
+    active = torch.ones_like(previous, dtype=torch.bool)
+    for _ in range(m + 1):
+        passes += 1
+        t_new, count = newton(tau)
+        done = ((count >= previous) & (previous > 0)) | (count == 0)
+        # count == 0 only when max(v) − 1 rounds to max(v): |v| ≥ 2**53
+        tau = torch.where(active & (count > 0), t_new, tau)
+        active &= ~done
+        previous = count
+        if not bool(active.any()):
+            break
+    return (tau, passes) if return_passes else tau
+
+
 def encoder_terms(Y, A, alpha):
     """``G = A Aᵀ`` and ``C = (1 + 2α) Y Aᵀ − α diag(G)``, as tensors.
 
@@ -220,7 +291,11 @@ def unrolled_encode(G, C, step, n_layers):
     From ``x = z = 0``, for ``k = 0, …, K−1``:
     ``x⁺ = Π_Δ(z − (zG − c)·step)`` and ``z = x⁺ + k/(k+3) (x⁺ − x)``, with
     the operations of ``_numpy.unrolled_encode`` in the same order. The
-    network is differentiable in ``G``, ``C`` and ``step``.
+    network is differentiable in ``G``, ``C`` and ``step``: with gradients
+    on, each projection is the sort-based :func:`project_simplex`; without,
+    its threshold comes from :func:`simplex_threshold` started at the
+    previous layer's, as in the numba kernel, which gives the same codes to
+    rounding 1.9–3.5× faster (1.9–3.1× on an H200, 3.4–3.5× on the CPU).
 
     Parameters
     ----------
@@ -248,6 +323,7 @@ def unrolled_encode(G, C, step, n_layers):
     differentiable = torch.is_grad_enabled() and (
         G.requires_grad or C.requires_grad or getattr(step, "requires_grad", False)
     )
+    tau = None
     for k in range(n_layers):
         if differentiable:
             X_new = project_simplex(Z - (Z @ G - C) * step)
@@ -256,7 +332,8 @@ def unrolled_encode(G, C, step, n_layers):
             # C − ZG = −(ZG − C) exactly, so this is the same arithmetic
             V = torch.addmm(C, Z, G, alpha=-1.0) if k else C.clone()
             V.mul_(step).add_(Z)
-            X_new = project_simplex(V)
+            tau = simplex_threshold(V, tau)
+            X_new = V.sub_(tau).clamp_(min=0.0)
             Z = torch.sub(X_new, X).mul_(betas[k]).add_(X_new)
         X = X_new
     return X
