@@ -21,9 +21,6 @@ from sklearn.exceptions import ConvergenceWarning
 
 from . import _objective
 
-# rows encoded per chunk: bounds the working memory of a pass
-CHUNK_ROWS = 8192
-
 _BLAS_CONTROLLER = []
 
 
@@ -83,7 +80,7 @@ def encode_pass(
     objective=False,
     statistics=False,
     init_codes=None,
-    chunk_rows=CHUNK_ROWS,
+    chunk_rows=None,
 ):
     """Encode the rows of ``Y`` chunk by chunk, optionally accumulating the
     per-sample objective and the dictionary's sufficient statistics.
@@ -104,7 +101,9 @@ def encode_pass(
         What to return.
     init_codes : ndarray of shape (n_samples, n_components), default=None
         Warm start of the exact encoder (the previous codes, in a fit).
-    chunk_rows : int
+    chunk_rows : int or None
+        Rows per chunk; None asks the backend (``pass_chunk_rows``:
+        ``CHUNK_ROWS`` on the CPU, larger chunks on a GPU).
 
     Returns
     -------
@@ -114,6 +113,8 @@ def encode_pass(
     m = A.shape[0]
     if max_iter is None:
         max_iter = 20 * m + 100
+    if chunk_rows is None:
+        chunk_rows = backend.pass_chunk_rows(d, m)
     dtype = Y.dtype
     # The rows are centered at the atoms' mean and scaled by a power of two,
     # in two steps that are exact in floating point: first to magnitudes

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from sklearn_wlsc import WeightedL1SparseCoder, sparse_encode
-from sklearn_wlsc._dict_learning import CHUNK_ROWS
+from sklearn_wlsc._backends._base import CHUNK_ROWS
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

@@ -230,6 +230,40 @@ def test_unrolled_sort_free_projection_matches_sort(rng, dtype):
         torch.testing.assert_close(fast, sorted_.detach(), rtol=0, atol=atol)
 
 
+def test_pass_chunk_rows_follow_the_device(rng):
+    """Passes over numpy data use the CPU's chunks on the CPU and chunks of
+    ``2**24`` elements on other devices (launch-bound on a GPU otherwise),
+    and ``encode_pass`` asks the backend."""
+    from sklearn_wlsc._backends._base import CHUNK_ROWS
+    from sklearn_wlsc._dict_learning import encode_pass
+
+    assert tb.TorchBackend().pass_chunk_rows(64, 64) == CHUNK_ROWS
+    assert tb.TorchBackend(device="cpu").pass_chunk_rows(784, 500) == CHUNK_ROWS
+    assert get_backend("numba").pass_chunk_rows(64, 64) == CHUNK_ROWS
+    meta = tb.TorchBackend(device="meta")  # a non-CPU device on any machine
+    assert meta.pass_chunk_rows(64, 64) == 2**24 // 64
+    assert meta.pass_chunk_rows(784, 500) == 2**24 // 784
+    assert meta.pass_chunk_rows(3, 4) == 2**24 // 4
+
+    class Counting(tb.TorchBackend):
+        calls = 0
+
+        def pass_chunk_rows(self, n_features, n_components):
+            return 7
+
+        def encode(self, Y, *args, **kwargs):
+            Counting.calls += 1
+            return super().encode(Y, *args, **kwargs)
+
+    Y, A = make_problem(rng, n=30, d=5, m=6)
+    kw = dict(algorithm="unrolled", n_layers=20)
+    X = encode_pass(Y, A, 0.5, Counting(), **kw).codes
+    assert Counting.calls == 5
+    np.testing.assert_allclose(
+        X, encode_pass(Y, A, 0.5, get_backend("torch"), **kw).codes, rtol=0, atol=1e-13
+    )
+
+
 def test_dictionary_statistics(rng):
     backend = get_backend("torch")
     X = project_simplex(rng.standard_normal((40, 6)))

@@ -159,6 +159,17 @@ def test_cuda_tensor_in_tensor_out(rng, algorithm):
     np.testing.assert_allclose(X_sent.numpy(), X_cpu.numpy(), rtol=0, atol=1e-10)
 
 
+def test_cuda_numpy_passes_use_large_chunks(rng):
+    """numpy in and out on the GPU encodes in chunks of ``2**24`` elements,
+    with the codes of the same data sent as one tensor."""
+    backend = get_backend("torch", device="cuda")
+    assert backend.pass_chunk_rows(64, 64) == 2**24 // 64
+    Y, A = make_problem(rng, n=300_000, d=16, m=64, dtype=np.float32)
+    X = sparse_encode(Y, A, algorithm="unrolled", backend="torch", device="cuda")
+    X_t = sparse_encode(torch.from_numpy(Y).to(CUDA), torch.from_numpy(A), algorithm="unrolled")
+    np.testing.assert_allclose(X, X_t.cpu().numpy(), rtol=0, atol=1e-5)
+
+
 @pytest.mark.parametrize("algorithm", ["unrolled", "exact"])
 def test_cuda_chunks_equal_whole(rng, algorithm):
     Y, A = make_problem(rng, n=1001, d=5, m=7)

@@ -7,6 +7,10 @@ import numpy as np
 
 from .. import _objective
 
+# rows encoded per chunk of a pass over numpy data on the CPU: bounds the
+# pass's working memory
+CHUNK_ROWS = 8192
+
 
 class Backend(abc.ABC):
     """Base class of the array backends.
@@ -103,6 +107,12 @@ class Backend(abc.ABC):
     def limit_threads(self, n_jobs):
         """Context manager limiting the backend's threads to ``n_jobs``."""
         return contextlib.nullcontext()
+
+    def pass_chunk_rows(self, n_features, n_components):
+        """Rows per chunk when a pass over numpy data encodes it chunk by
+        chunk (``_dict_learning.encode_pass``): ``CHUNK_ROWS``, which bounds
+        the pass's working memory."""
+        return CHUNK_ROWS
 
 
 def momentum_schedule(n_layers, dtype):
