@@ -103,7 +103,8 @@ def encode_pass(
         Warm start of the exact encoder (the previous codes, in a fit).
     chunk_rows : int or None
         Rows per chunk; None asks the backend (``pass_chunk_rows``:
-        ``CHUNK_ROWS`` on the CPU, larger chunks on a GPU).
+        ``CHUNK_ROWS`` on the CPU, larger chunks for the unrolled encoder on
+        a GPU).
 
     Returns
     -------
@@ -114,7 +115,7 @@ def encode_pass(
     if max_iter is None:
         max_iter = 20 * m + 100
     if chunk_rows is None:
-        chunk_rows = backend.pass_chunk_rows(d, m)
+        chunk_rows = backend.pass_chunk_rows(d, m, algorithm)
     dtype = Y.dtype
     # The rows are centered at the atoms' mean and scaled by a power of two,
     # in two steps that are exact in floating point: first to magnitudes

@@ -167,31 +167,61 @@ def test_project_simplex_matches_reference(rng):
 
 
 _finite = st.floats(-1e3, 1e3, allow_nan=False, allow_infinity=False)
+# where a guess sits between the row's root τ and its largest entry:
+# negative fractions are below τ, 0 is at it, 1 at max(v), inf beyond
+_fractions = st.sampled_from([-np.inf, -10.0, -0.5, -1e-9, 0.0, 1e-9, 0.1, 0.5, 0.9, 1.0, np.inf])
 
 
 @given(
     arrays(np.float64, st.tuples(st.integers(1, 8), st.integers(1, 25)), elements=_finite),
-    st.lists(st.one_of(_finite, st.just(np.inf), st.just(-np.inf)), min_size=8, max_size=8),
+    st.sampled_from([1.0, 1e-2, 1e-3]),
+    st.lists(_fractions, min_size=8, max_size=8),
     st.sampled_from([np.float64, np.float32]),
 )
-@settings(max_examples=150, deadline=None)
-def test_simplex_threshold_from_any_guess(V, guesses, dtype):
+@settings(max_examples=200, deadline=None)
+def test_simplex_threshold_from_any_guess(V, scale, fractions, dtype):
     """The sort-free search lands on the sort-based projection from no guess
-    and from guesses above the root, below it, beyond every entry or
-    infinite, and leaves ``V`` unchanged."""
-    V = V.astype(dtype)
+    and from guesses below the root, at it, between it and the largest
+    entry (above some of the support), at or beyond every entry, or
+    infinite; it leaves ``V`` unchanged and its passes are bounded by the
+    candidates it can drop. (Scaled rows have supports of many entries.)"""
+    V = (V * scale).astype(dtype)
+    n, m = V.shape
     expected = project_simplex(V.astype(np.float64))
-    atol = (1e-10 if dtype == np.float64 else 1e-4) * max(1.0, np.abs(V).max())
+    atol = 16 * np.finfo(dtype).eps * max(1.0, np.abs(V).max())
     Vt = torch.from_numpy(V)
     before = Vt.clone()
-    guess = torch.tensor(guesses[: V.shape[0]], dtype=Vt.dtype)[:, None]
-    for start in (None, guess):
+    root = tb.simplex_threshold(Vt).numpy()[:, 0].astype(np.float64)
+    top = V.max(axis=1).astype(np.float64)
+    frac = np.array(fractions[:n])
+    with np.errstate(invalid="ignore"):
+        guess = np.where(np.isinf(frac), frac, root + frac * (top - root))
+    guess_t = torch.from_numpy(guess.astype(dtype))[:, None]
+    # from max(v) − 1 (one pass to find) the candidate set only shrinks: at
+    # most one pass per candidate and one that confirms the last
+    candidates = int((V > (V.max(axis=1, keepdims=True) - 1)).sum(axis=1).max())
+    for start, bound in ((None, candidates + 2), (guess_t, m + 3)):
         tau, passes = tb.simplex_threshold(Vt, start, return_passes=True)
-        assert tau.shape == (V.shape[0], 1) and tau.dtype == Vt.dtype
-        assert passes <= V.shape[1] + 3
+        assert tau.shape == (n, 1) and tau.dtype == Vt.dtype
+        assert passes <= bound
         X = torch.clamp(Vt - tau, min=0.0).numpy()
-        np.testing.assert_allclose(X, expected, atol=atol)
+        np.testing.assert_allclose(X, expected, rtol=0, atol=atol)
+    # from the root itself: the pass that checks it and one that confirms
+    at_root = tb.simplex_threshold(Vt, tb.simplex_threshold(Vt), return_passes=True)[1]
+    assert at_root <= 3
     torch.testing.assert_close(Vt, before, rtol=0, atol=0)
+
+
+def test_simplex_threshold_known_values():
+    """``[1, .5, .1, −.2]`` has the root ``τ = .25`` (support ``{1, .5}``).
+    From the guess ``.6``, above ``.5``, one Newton step lands at ``0``,
+    below the root but with ``.1`` still a candidate: the climb must go on
+    rather than take that step's set for the support (which gives ``.2``)."""
+    V = torch.tensor([[1.0, 0.5, 0.1, -0.2]] * 3, dtype=torch.float64)
+    for guess in (None, 0.6, 0.25, 0.0, -5.0, 2.0):
+        start = None if guess is None else torch.full((3, 1), guess, dtype=V.dtype)
+        tau = tb.simplex_threshold(V, start)
+        torch.testing.assert_close(tau, torch.full((3, 1), 0.25, dtype=V.dtype))
 
 
 @given(st.integers(0, 2**32 - 1), st.sampled_from(["none", "below", "at", "above"]))
@@ -240,15 +270,21 @@ def test_pass_chunk_rows_follow_the_device(rng):
     assert tb.TorchBackend().pass_chunk_rows(64, 64) == CHUNK_ROWS
     assert tb.TorchBackend(device="cpu").pass_chunk_rows(784, 500) == CHUNK_ROWS
     assert get_backend("numba").pass_chunk_rows(64, 64) == CHUNK_ROWS
+    assert tb.TorchBackend().pass_chunk_rows(64, 64, "unrolled") == CHUNK_ROWS
     meta = tb.TorchBackend(device="meta")  # a non-CPU device on any machine
-    assert meta.pass_chunk_rows(64, 64) == 2**24 // 64
-    assert meta.pass_chunk_rows(784, 500) == 2**24 // 784
-    assert meta.pass_chunk_rows(3, 4) == 2**24 // 4
+    assert meta.pass_chunk_rows(64, 64, "unrolled") == 2**24 // 64
+    assert meta.pass_chunk_rows(784, 500, "unrolled") == 2**24 // 784
+    assert meta.pass_chunk_rows(3, 4, "unrolled") == 2**24 // 4
+    assert meta.pass_chunk_rows(4096, 64, "unrolled") == CHUNK_ROWS
+    # the exact encoder's active set keeps the CPU's chunks everywhere
+    assert meta.pass_chunk_rows(64, 64, "exact") == CHUNK_ROWS
+    assert meta.pass_chunk_rows(64, 64) == CHUNK_ROWS
 
     class Counting(tb.TorchBackend):
         calls = 0
 
-        def pass_chunk_rows(self, n_features, n_components):
+        def pass_chunk_rows(self, n_features, n_components, algorithm="exact"):
+            assert algorithm == "unrolled"
             return 7
 
         def encode(self, Y, *args, **kwargs):

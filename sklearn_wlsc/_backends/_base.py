@@ -108,10 +108,10 @@ class Backend(abc.ABC):
         """Context manager limiting the backend's threads to ``n_jobs``."""
         return contextlib.nullcontext()
 
-    def pass_chunk_rows(self, n_features, n_components):
+    def pass_chunk_rows(self, n_features, n_components, algorithm="exact"):
         """Rows per chunk when a pass over numpy data encodes it chunk by
-        chunk (``_dict_learning.encode_pass``): ``CHUNK_ROWS``, which bounds
-        the pass's working memory."""
+        chunk with ``algorithm`` (``_dict_learning.encode_pass``):
+        ``CHUNK_ROWS``, which bounds the pass's working memory."""
         return CHUNK_ROWS
 
 

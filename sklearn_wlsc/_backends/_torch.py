@@ -143,7 +143,9 @@ def simplex_threshold(V, tau=None, *, return_passes=False):
     a grown one a rounding tie, where ``τ`` is the root to rounding. Every
     pass is a few elementwise kernels and two row reductions, against a
     segmented sort for :func:`project_simplex`; a guess from the previous
-    layer of the unrolled encoder leaves about 3.5 passes a projection.
+    layer of the unrolled encoder leaves about 3.5 passes a projection (the
+    slowest row of the batch sets the count, which grows slowly with the
+    batch).
     Not differentiable (use :func:`project_simplex` for that).
 
     Parameters
@@ -178,6 +180,7 @@ def simplex_threshold(V, tau=None, *, return_passes=False):
         t_new, count = newton(tau)
         empty = count == 0
         if bool(empty.any()):
+            passes += 1
             t_new = torch.where(empty, V.amax(dim=1, keepdim=True) - 1.0, t_new)
         # a guess at or below the root holds the support in its candidate
         # set, so an unchanged count in the next pass means exact
@@ -188,7 +191,8 @@ def simplex_threshold(V, tau=None, *, return_passes=False):
         passes += 1
         t_new, count = newton(tau)
         done = ((count >= previous) & (previous > 0)) | (count == 0)
-        # count == 0 only when max(v) − 1 rounds to max(v): |v| ≥ 2**53
+        # count == 0 only when max(v) − 1 rounds to max(v): |v| ≥ 2**53 in
+        # float64, 2**24 in float32
         tau = torch.where(active & (count > 0), t_new, tau)
         active &= ~done
         previous = count
@@ -295,7 +299,8 @@ def unrolled_encode(G, C, step, n_layers):
     on, each projection is the sort-based :func:`project_simplex`; without,
     its threshold comes from :func:`simplex_threshold` started at the
     previous layer's, as in the numba kernel, which gives the same codes to
-    rounding 1.9–3.5× faster (1.9–3.1× on an H200, 3.4–3.5× on the CPU).
+    rounding 1.9–3.7× faster (1.9–3.1× on an H200; on the CPU 3.4–3.7× in
+    float32, 2.4–2.6× in float64).
 
     Parameters
     ----------
@@ -809,17 +814,19 @@ class TorchBackend(Backend):
         """Context manager running torch's CPU kernels on ``n_jobs`` threads."""
         return _limit_threads(import_torch(), n_jobs)
 
-    def pass_chunk_rows(self, n_features, n_components):
-        """Rows per chunk of a pass over numpy data: as on the CPU for the
-        CPU, but ``2**24`` elements of the wider of the chunk's arrays on a
-        GPU. Each chunk of the 50-layer unrolled encoder costs about 2,000
-        kernel launches and 200 host synchronizations whatever its size, so
-        8,192-row chunks left an H200 waiting on the host (numpy in and out
-        ran 4.5–22× slower than the same encoder on tensors already on the
-        GPU)."""
-        device = self._compute_device()
-        rows = super().pass_chunk_rows(n_features, n_components)
-        if device.type == "cpu":
+    def pass_chunk_rows(self, n_features, n_components, algorithm="exact"):
+        """Rows per chunk of a pass over numpy data: as on the CPU, except
+        for the unrolled encoder on another device (a GPU), whose chunks
+        hold ``2**24`` elements of the wider of their arrays (at least the
+        CPU's rows). Each chunk of the 50-layer unrolled encoder costs about
+        2,000 kernel launches and 200 host synchronizations almost whatever
+        its size, so 8,192-row chunks left an H200 waiting on the host
+        (numpy in and out ran 4.5–22× slower than the same encoder on
+        tensors already on the GPU). The exact encoder keeps the CPU's
+        chunks: its batched active set holds a (rows, k, k) system per row,
+        some hundreds of MiB at 8,192 rows and m = 256."""
+        rows = super().pass_chunk_rows(n_features, n_components, algorithm)
+        if algorithm != "unrolled" or self._compute_device().type == "cpu":
             return rows
         return max(rows, self.device_pass_elements // max(n_features, n_components, 1))
 
