@@ -8,6 +8,11 @@ For each ``n`` and ``m`` (``d`` fixed), timed in the same process:
   (``sparse_encode(..., backend="torch", device=...)``, what the estimator
   does, transfers included); and on tensors already on the device
   (``TorchBackend.encode_tensor``, compute only);
+- with ``--sorted``, the network alone on terms already on the device,
+  centered at the atoms' mean as ``sparse_encode`` centers them
+  (``unrolled_encode``, no gradients), with its sort-free thresholds and
+  with every projection sorted (``sorted_unrolled_encode``, how the torch
+  backend encoded before the sort-free search);
 - **training**: one epoch of unrolled training (Adam on minibatches,
   backpropagation through the encoder, gradient clipping: the loop of
   ``sklearn_wlsc.torch.train_unrolled`` without its per-epoch evaluation),
@@ -66,20 +71,60 @@ def _synced(fn, torch, device):
     return call
 
 
+def sorted_unrolled_encode(torch, G, C, step, n_layers):
+    """The torch unrolled encoder as it ran before the sort-free search:
+    every projection sorted (``project_simplex``), no gradients. The
+    baseline of ``--sorted``."""
+    from sklearn_wlsc._backends import _torch as tb
+    from sklearn_wlsc._backends._base import momentum_schedule
+
+    betas = momentum_schedule(n_layers, tb._numpy_dtype(C.dtype)).tolist()
+    step = float(tb._numpy_dtype(C.dtype).type(step))
+    X = torch.zeros_like(C)
+    Z = X
+    with torch.no_grad():
+        for k in range(n_layers):
+            V = torch.addmm(C, Z, G, alpha=-1.0) if k else C.clone()
+            V.mul_(step).add_(Z)
+            X_new = tb.project_simplex(V)
+            Z = torch.sub(X_new, X).mul_(betas[k]).add_(X_new)
+            X = X_new
+    return X
+
+
 def _transform_funcs(torch, Y, A, device, args):
     """Callables timing the torch transforms on ``device``."""
     from sklearn_wlsc import sparse_encode
+    from sklearn_wlsc._backends import _torch as tb
     from sklearn_wlsc._backends import get_backend
 
     backend = get_backend("torch", device=str(device))
     Yt, At = torch.from_numpy(Y).to(device), torch.from_numpy(A).to(device)
     kw = dict(alpha=args.alpha, algorithm="unrolled", n_layers=args.n_layers)
-    return {
+    funcs = {
         "numpy_io": _synced(
             lambda: sparse_encode(Y, A, backend="torch", device=str(device), **kw), torch, device
         ),
         "tensor": _synced(lambda: backend.encode_tensor(Yt, At, **kw), torch, device),
     }
+    if args.sorted:
+        # the network alone on the same terms, with each projection's
+        # threshold found by the sort-free search and by sorting; centered
+        # at the atoms' mean, as every encoding pass centers its data
+        with torch.no_grad():
+            shift = At.mean(dim=0)
+            G, C = tb.encoder_terms(Yt - shift, At - shift, args.alpha)
+        step = 1.0 / tb.lipschitz_constant(At)
+
+        def sort_free():
+            with torch.no_grad():
+                tb.unrolled_encode(G, C, step, args.n_layers)
+
+        funcs["network"] = _synced(sort_free, torch, device)
+        funcs["network_sorted"] = _synced(
+            lambda: sorted_unrolled_encode(torch, G, C, step, args.n_layers), torch, device
+        )
+    return funcs
 
 
 def _train_epoch_func(torch, Y, A, device, args, seed=0):
@@ -160,6 +205,8 @@ def bench_config(torch, n, m, devices, args):
             "torch_tensor_us": us["tensor"] / n,
             "speedup_numpy_io": nb / (us["numpy_io"] / n),
             "speedup_tensor": nb / (us["tensor"] / n),
+            "network_us": us["network"] / n if args.sorted else None,
+            "network_sorted_us": us["network_sorted"] / n if args.sorted else None,
             "numba_alternating_iter_us": None,
             "torch_train_epoch_us": None,
             "epoch_over_alternating": None,
@@ -192,6 +239,8 @@ def _table(results):
         "numba alternating iter",
         "torch train epoch",
         "epoch / alt. iter",
+        "network, sort-free",
+        "network, sorted",
     ]
     rows = [
         [
@@ -206,6 +255,8 @@ def _table(results):
             r["numba_alternating_iter_us"],
             r["torch_train_epoch_us"],
             r["epoch_over_alternating"],
+            r["network_us"],
+            r["network_sorted_us"],
         ]
         for r in results
     ]
@@ -250,6 +301,11 @@ def parse_args(argv=None):
         help="CPU training epochs run on at most this many samples",
     )
     p.add_argument("--no-train", action="store_true", help="time the transforms only")
+    p.add_argument(
+        "--sorted",
+        action="store_true",
+        help="also time the network alone with sort-free and with sorted projections",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", metavar="PATH", help="write the results as JSON")
     args = p.parse_args(argv)

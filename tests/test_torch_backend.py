@@ -258,6 +258,11 @@ def test_unrolled_sort_free_projection_matches_sort(rng, dtype):
             fast = tb.unrolled_encode(G, C, step, n_layers)
         sorted_ = tb.unrolled_encode(G, C.clone().requires_grad_(True), step, n_layers)
         torch.testing.assert_close(fast, sorted_.detach(), rtol=0, atol=atol)
+    # the benchmark's baseline (``--sorted``) is the same network, sorted
+    from benchmarks.torch_backend import sorted_unrolled_encode
+
+    baseline = sorted_unrolled_encode(torch, G, C, step, 50)
+    torch.testing.assert_close(baseline, sorted_.detach(), rtol=0, atol=atol)
 
 
 def test_pass_chunk_rows_follow_the_device(rng):

@@ -299,8 +299,8 @@ def unrolled_encode(G, C, step, n_layers):
     on, each projection is the sort-based :func:`project_simplex`; without,
     its threshold comes from :func:`simplex_threshold` started at the
     previous layer's, as in the numba kernel, which gives the same codes to
-    rounding 1.9–3.7× faster (1.9–3.1× on an H200; on the CPU 3.4–3.7× in
-    float32, 2.4–2.6× in float64).
+    rounding 1.7–3.7× faster (1.9–3.1× on an H200; 1.7–3.7× on the CPU,
+    the most where the rows stay in cache).
 
     Parameters
     ----------
