@@ -145,11 +145,35 @@ def test_encode_tensor_chunks_equal_whole(rng, algorithm):
     kw = dict(algorithm=algorithm, n_layers=30, tol=1e-12, init_codes=X0)
     whole = tb.TorchBackend().encode_tensor(Yc, Ac, 0.5, **kw)
     chunked = tb.TorchBackend()
-    chunked.chunk_elements = 7 * 13  # chunks of 13 rows
+    chunked.cpu_chunk_elements = 7 * 13  # chunks of 13 rows
     parts = chunked.encode_tensor(Yc, Ac, 0.5, **kw)
     torch.testing.assert_close(parts[0], whole[0], rtol=0, atol=1e-12)
     if algorithm == "exact":
         assert bool((parts[1] <= 1e-12).all())
+
+
+def test_encode_tensor_chunk_size_follows_the_device(rng, monkeypatch):
+    """On the CPU, chunks of ``cpu_chunk_elements`` (cache-sized); elsewhere
+    ``chunk_elements``."""
+    assert tb.TorchBackend.cpu_chunk_elements == 2**19
+    assert tb.TorchBackend.chunk_elements == 2**26
+    Y, A = make_problem(rng, n=101, d=5, m=7)
+    rows = []
+    encode = tb.unrolled_encode
+
+    def counting(G, C, step, n_layers):
+        rows.append(C.shape[0])
+        return encode(G, C, step, n_layers)
+
+    monkeypatch.setattr(tb, "unrolled_encode", counting)
+    backend = tb.TorchBackend(device="cpu")
+    backend.cpu_chunk_elements = 7 * 13
+    backend.encode_tensor(torch.from_numpy(Y), torch.from_numpy(A), 0.5)
+    assert rows == [13] * 7 + [10]
+    rows.clear()
+    backend.cpu_chunk_elements, backend.chunk_elements = 2**19, 7 * 13
+    backend.encode_tensor(torch.from_numpy(Y), torch.from_numpy(A), 0.5)
+    assert rows == [101]
 
 
 def test_project_simplex_matches_reference(rng):

@@ -593,13 +593,18 @@ class TorchBackend(Backend):
     input's device (:meth:`encode_tensor`). The unrolled encoder runs in the
     input's dtype; the exact encoder always runs in float64 (on the CPU for
     MPS, which has no float64) and casts the codes back. Rows are encoded in
-    chunks of at most ``2**26 / m`` rows, which bounds the working memory.
+    chunks of at most ``2**26 / m`` rows on a GPU and ``2**19 / m`` on the
+    CPU (which keeps a chunk's arrays in cache), bounding the working
+    memory.
     """
 
     name = "torch"
 
     # elements of one (rows, m) working array; bounds the rows of a chunk
+    # on a GPU, and on the CPU, where chunks that stay in cache run the
+    # unrolled encoder 1.1-2.9x faster than 2**26-element ones
     chunk_elements = 2**26
+    cpu_chunk_elements = 2**19
     # elements of one chunk of a pass over numpy data on a GPU
     device_pass_elements = 2**24
 
@@ -720,7 +725,8 @@ class TorchBackend(Backend):
                 step = 1.0 / lipschitz_constant(A)
             X = torch.empty((n, m), dtype=Y.dtype, device=out_device)
             gap = torch.empty(n, dtype=torch.float64, device=out_device) if exact else None
-            rows = max(1, self.chunk_elements // max(m, 1))
+            elements = self.cpu_chunk_elements if device.type == "cpu" else self.chunk_elements
+            rows = max(1, elements // max(m, 1))
             for start in range(0, n, rows):
                 Yc = Y[start : start + rows].detach().to(device)
                 if not exact:
