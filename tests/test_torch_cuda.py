@@ -20,6 +20,7 @@ from sklearn_wlsc._simplex import project_simplex  # noqa: E402
 from sklearn_wlsc.torch import UnrolledWLSC, train_unrolled  # noqa: E402
 
 from .conftest import make_problem  # noqa: E402
+from .test_torch_backend import _centered  # noqa: E402
 
 CUDA = torch.device("cuda")
 TORCH_DTYPES = {np.float32: torch.float32, np.float64: torch.float64}
@@ -43,11 +44,6 @@ def no_tf32():
         yield
     finally:
         torch.backends.cuda.matmul.allow_tf32 = previous
-
-
-def _centered(Y, A):
-    shift = A.mean(axis=0)
-    return (Y - shift).astype(Y.dtype), (A - shift).astype(A.dtype)
 
 
 # -- primitives ---------------------------------------------------------------
