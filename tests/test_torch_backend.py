@@ -230,9 +230,12 @@ def test_simplex_threshold_from_any_guess(V, scale, fractions, dtype):
         assert passes <= bound
         X = torch.clamp(Vt - tau, min=0.0).numpy()
         np.testing.assert_allclose(X, expected, rtol=0, atol=atol)
-    # from the root itself: the pass that checks it and one that confirms
+    # from the root itself: the pass that checks it and one that confirms;
+    # where an entry ties the root to rounding, the found root can sit an
+    # ulp above the exact one, and the step down and the climb back take
+    # two more (found by hypothesis: [3, 3.9999999999999996, ...])
     at_root = tb.simplex_threshold(Vt, tb.simplex_threshold(Vt), return_passes=True)[1]
-    assert at_root <= 3
+    assert at_root <= 4
     torch.testing.assert_close(Vt, before, rtol=0, atol=0)
 
 
@@ -246,6 +249,15 @@ def test_simplex_threshold_known_values():
         start = None if guess is None else torch.full((3, 1), guess, dtype=V.dtype)
         tau = tb.simplex_threshold(V, start)
         torch.testing.assert_close(tau, torch.full((3, 1), 0.25, dtype=V.dtype))
+    # an entry an ulp from the root: restarting at the found root ends
+    # within four passes, on the same threshold
+    tie = torch.tensor(
+        [[3.0, -3.0, 1.0, 3.9999999999999996, 0.9999999999999998]], dtype=torch.float64
+    )
+    root = tb.simplex_threshold(tie)
+    again, passes = tb.simplex_threshold(tie, root, return_passes=True)
+    assert passes <= 4
+    torch.testing.assert_close(again, root, rtol=0, atol=1e-15)
 
 
 @given(st.integers(0, 2**32 - 1), st.sampled_from(["none", "below", "at", "above"]))
