@@ -55,19 +55,17 @@ def momentum_support(Y, A, alpha, n_layers, dtype):
     cast to ``dtype``, as the numba backend receives them)."""
     from sklearn_wlsc import _objective
     from sklearn_wlsc._backends._base import momentum_schedule
-    from sklearn_wlsc._simplex import project_simplex
+    from sklearn_wlsc._backends._numpy import unrolled_encode
 
     mean = A.mean(axis=0)
     G, C = _objective.encoder_terms(Y - mean, A - mean, alpha)
     G, C = G.astype(dtype), C.astype(dtype)
-    inv_L = dtype.type(1.0 / _objective.lipschitz_constant(A))
-    betas = momentum_schedule(n_layers, dtype)
-    X = np.zeros_like(C)
-    Z = np.zeros_like(C)
-    for k in range(n_layers):
-        X_new = project_simplex(Z - (Z @ G - C) * inv_L)
-        Z = X_new + betas[k] * (X_new - X)
-        X = X_new
+    L = _objective.lipschitz_constant(A)
+    # the network is run from zero, so its first n_layers - 1 layers are
+    # the shorter network's, and z = x + β (x − x_previous)
+    X = unrolled_encode(G, C, L, n_layers)
+    X_previous = unrolled_encode(G, C, L, n_layers - 1)
+    Z = X + momentum_schedule(n_layers, dtype)[-1] * (X - X_previous)
     return np.count_nonzero(X) / len(X), np.count_nonzero(Z) / len(Z)
 
 
