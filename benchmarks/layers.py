@@ -51,8 +51,8 @@ DEFAULT_LAYERS = [1, 2, 3, 5, 10, 20, 30, 50]
 
 def momentum_support(Y, A, alpha, n_layers, dtype):
     """Mean nonzeros of the codes and of the momentum point after
-    ``n_layers`` layers, from the numpy reference network (float64 terms
-    cast to ``dtype``, as the numba backend receives them)."""
+    ``n_layers`` layers, from the numpy reference network on the centered
+    rows, with its terms in ``dtype`` as the backends form them."""
     from sklearn_wlsc import _objective
     from sklearn_wlsc._backends._base import momentum_schedule
     from sklearn_wlsc._backends._numpy import unrolled_encode
