@@ -5,9 +5,8 @@ timings are not tested)."""
 import numpy as np
 import pytest
 
+from benchmarks import layers
 from sklearn_wlsc import sparse_encode
-
-layers = pytest.importorskip("benchmarks.layers")
 
 
 @pytest.mark.parametrize("alpha", [0.0, 0.5])
