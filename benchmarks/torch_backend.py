@@ -326,23 +326,24 @@ def main(argv=None):
     except ImportError:
         print("torch is not installed: skipping the torch backend benchmark.")
         return {}
-    import numba
+    from sklearn_wlsc._backends import _threads
 
     if args.threads:
-        numba.set_num_threads(args.threads)
         torch.set_num_threads(args.threads)
     devices = args.devices or (["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
-    info = machine_info()
-    info.update(
-        torch=torch.__version__,
-        torch_threads=torch.get_num_threads(),
-        numba_threads_used=numba.get_num_threads(),
-        cuda=torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-    )
     results = []
-    for n in args.n:
-        for m in args.m:
-            results.extend(bench_config(torch, n, m, devices, args))
+    # the numba kernels' threads are set per calling thread, for this block
+    with _threads.limit_threads(args.threads or None):
+        info = machine_info()
+        info.update(
+            torch=torch.__version__,
+            torch_threads=torch.get_num_threads(),
+            numba_threads_used=_threads.current_threads(),
+            cuda=torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        )
+        for n in args.n:
+            for m in args.m:
+                results.extend(bench_config(torch, n, m, devices, args))
     report = {"benchmark": "torch_backend", "machine": info, "args": vars(args), "results": results}
     print("# The torch backend against numba\n")
     print(machine_table(info))

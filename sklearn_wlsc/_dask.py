@@ -127,10 +127,9 @@ def task_n_jobs(n_jobs=None):
     of the dask worker running the task (``None`` outside a worker).
 
     A worker with ``t`` threads runs up to ``t`` tasks at once, each asking
-    for ``t`` numba threads. Under numba's TBB threading layer (ours, see
-    ``pyproject.toml``) they share one pool of ``NUMBA_NUM_THREADS``
-    threads, so the worker does not oversubscribe its cores; under the
-    OpenMP layer pass ``n_jobs=1``, or start workers with one thread each.
+    for ``t`` kernel threads. They share the process's kernel threads, and
+    no more than ``NUMBA_NUM_THREADS`` kernel calls run at once in a
+    process, so the worker does not oversubscribe its cores.
     """
     if n_jobs is not None:
         return n_jobs

@@ -148,8 +148,8 @@ def sparse_encode(
     device : str, default=None
         Device of the torch backend (``"cpu"``, ``"cuda"``, ``"cuda:1"``...).
     n_jobs : int, default=None
-        Number of threads of the numba kernels (``None``: numba's default,
-        ``-1``: all cores).
+        Number of threads of the numba kernels (``None`` and ``-1``: all
+        cores, or ``NUMBA_NUM_THREADS`` where set).
 
     Returns
     -------
@@ -286,7 +286,8 @@ class WeightedL1SparseCoder(
         ``"mps"``). Fitted attributes are numpy arrays in any case, so a
         model fitted on a GPU unpickles on a machine without one.
     n_jobs : int, default=None
-        Number of threads of the numba kernels (``-1``: all cores).
+        Number of threads of the numba kernels (``None`` and ``-1``: all
+        cores, or ``NUMBA_NUM_THREADS`` where set).
     random_state : int, RandomState instance or None, default=None
         Seeds the initialization.
     verbose : int, default=0

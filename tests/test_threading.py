@@ -1,10 +1,11 @@
-"""The numba kernels under threads, forked and spawned processes, and a
-read-only install."""
+"""The numba kernels' threads, and the kernels under threads, forked and
+spawned processes, and a read-only install."""
 
 import multiprocessing
 import subprocess
 import sys
 import textwrap
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -12,6 +13,7 @@ import pytest
 from joblib import Parallel, delayed
 
 from sklearn_wlsc import sparse_encode
+from sklearn_wlsc._backends import _threads
 
 from .conftest import make_problem
 
@@ -25,13 +27,95 @@ def _encode(seed):
     )
 
 
-def test_threading_layer_is_thread_and_fork_safe():
-    import numba
+def test_kernels_start_no_numba_threading_layer():
+    # the kernels run on the package's own threads (``_threads.for_rows``),
+    # not in numba parallel loops, so no threading layer (TBB, OpenMP) is
+    # needed or started
+    code = textwrap.dedent(
+        """
+        import numpy as np
+        from numba.np.ufunc import parallel
+        from sklearn_wlsc import WeightedL1SparseCoder, sparse_encode
+        rng = np.random.default_rng(0)
+        Y = rng.standard_normal((500, 6))
+        sparse_encode(Y, Y[:8], algorithm="exact", n_jobs=2)
+        sparse_encode(Y.astype(np.float32), Y[:8].astype(np.float32), algorithm="unrolled", n_jobs=2)
+        WeightedL1SparseCoder(4, max_iter=3, random_state=0).fit(Y)
+        print(parallel._is_initialized)
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "False"
 
-    _encode(0)  # launch the parallel kernels once
-    if numba.threading_layer() != "tbb":
-        pytest.skip(f"TBB is unavailable on this platform ({numba.threading_layer()} layer)")
-    assert numba.threading_layer() == "tbb"
+
+@pytest.mark.parametrize("n", [0, 1, 64, 65, 1000, 4097])
+@pytest.mark.parametrize("n_jobs", [1, 2, 4])
+def test_for_rows_covers_every_row_once(n, n_jobs):
+    seen = np.zeros(n, dtype=np.int64)
+    calls = []
+    lock = threading.Lock()
+
+    def kernel(out, start, stop):
+        with lock:
+            calls.append((start, stop))
+        out[start:stop] += 1
+
+    with _threads.limit_threads(n_jobs):
+        _threads.for_rows(kernel, n, seen, min_rows=64)
+    np.testing.assert_array_equal(seen, 1)
+    assert all(0 <= a <= b <= n for a, b in calls)
+    # a small pass, or one thread, is one call in the calling thread
+    if n <= 64 or _threads.current_threads() == 1 or min(n_jobs, _threads.max_threads()) == 1:
+        assert calls == [(0, n)]
+
+
+def test_for_rows_runs_on_several_threads_and_reraises_errors():
+    names = set()
+    barrier = threading.Barrier(2, timeout=10)
+
+    def kernel(start, stop):
+        name = threading.current_thread().name
+        if name not in names:
+            names.add(name)
+            barrier.wait()  # the two threads meet: both take part
+
+    if _threads.max_threads() < 2:
+        pytest.skip("one core: the kernels run on one thread")
+    with _threads.limit_threads(2):
+        _threads.for_rows(kernel, 1000)
+    assert len(names) == 2 and threading.current_thread().name in names
+
+    def failing(start, stop):
+        if start > 0:
+            raise ArithmeticError(f"rows {start}:{stop}")
+
+    with _threads.limit_threads(2), pytest.raises(ArithmeticError, match="rows"):
+        _threads.for_rows(failing, 1000)
+
+
+def test_limit_threads_belongs_to_the_calling_thread():
+    n_max = _threads.max_threads()
+    assert _threads.current_threads() == n_max
+    seen = {}
+
+    def other():
+        seen["other"] = _threads.current_threads()
+
+    with _threads.limit_threads(1):
+        assert _threads.current_threads() == 1
+        worker = threading.Thread(target=other)
+        worker.start()
+        worker.join()
+        with _threads.limit_threads(-1):
+            assert _threads.current_threads() == n_max
+        with _threads.limit_threads(None):
+            assert _threads.current_threads() == 1
+        assert _threads.current_threads() == 1
+    assert seen["other"] == n_max
+    assert _threads.current_threads() == n_max
+    with _threads.limit_threads(10 * n_max):
+        assert _threads.current_threads() == n_max
 
 
 def test_concurrent_threads():

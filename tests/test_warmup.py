@@ -58,6 +58,50 @@ def test_warmup_fills_the_cache_that_later_processes_load(tmp_path):
         assert misses == 0 and hits == first["stats"][name][1], (name, second["stats"])
 
 
+_CODES_DIGEST = textwrap.dedent(
+    """
+    import hashlib, json
+    import numpy as np
+    from sklearn_wlsc import sparse_encode
+    from sklearn_wlsc._backends import _numba
+
+    rng = np.random.default_rng(0)
+    atoms = rng.standard_normal((32, 32))
+    weights = rng.dirichlet(np.ones(3), 3000)
+    picks = rng.integers(0, 32, (3000, 3))
+    Y = np.einsum("ik,ikj->ij", weights, atoms[picks]) + 0.1 * rng.standard_normal((3000, 32))
+    A = Y[rng.choice(3000, 32, replace=False)]
+    digests = {}
+    for dtype in ("float64", "float32"):
+        for alpha in (0.0, 0.5):
+            for algorithm in ("unrolled", "exact"):
+                X = sparse_encode(
+                    Y.astype(dtype), A.astype(dtype), alpha=alpha, algorithm=algorithm,
+                    n_layers=30, backend="numba",
+                )
+                key = f"{algorithm} {dtype} {alpha}"
+                digests[key] = hashlib.sha256(X.tobytes()).hexdigest()
+    hits = sum(
+        sum(getattr(_numba, k).stats.cache_hits.values())
+        for k in ("unrolled_encode", "exact_encode")
+    )
+    print(json.dumps({"digests": digests, "hits": hits}))
+    """
+)
+
+
+def test_compiling_and_loading_processes_compute_the_same_bits(tmp_path):
+    # the process that compiles the kernels and every process that loads
+    # them from the cache (a dask worker, the next run) run the same
+    # machine code; numba's parallel=True loops did not, and their codes
+    # differed in the last bits (up to 4e-15 in float64 on this problem)
+    first = _run(_CODES_DIGEST, tmp_path)
+    second = _run(_CODES_DIGEST, tmp_path)
+    assert first["hits"] == 0 and second["hits"] > 0, (first["hits"], second["hits"])
+    assert len(first["digests"]) == 8
+    assert second["digests"] == first["digests"]
+
+
 def test_warmup_in_process_returns_each_step():
     seconds = sklearn_wlsc.warmup(dtypes="float32")
     assert set(seconds) == {

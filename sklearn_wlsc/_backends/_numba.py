@@ -1,26 +1,24 @@
 """numba kernels: simplex projection, the unrolled encoder and the exact
-active-set encoder, parallel over samples.
+active-set encoder, over ranges of samples.
 
-Kernels take arrays and write into buffers they are given. They are
-compiled lazily on first use and cached on disk when the package directory
-(or numba's user cache) is writable; a read-only install falls back to
-in-memory compilation. Each kernel trusts its inputs: C-contiguous,
+Kernels take arrays and write into buffers they are given. Each call works
+on the rows ``start:stop`` with the GIL released, with scratch buffers
+allocated once per call, not once per row; ``_threads.for_rows`` runs the
+ranges of a pass on several threads (see there why the kernels are not
+numba ``parallel=True`` loops). They are compiled lazily on first use and
+cached on disk when the package directory (or numba's user cache) is
+writable; a read-only install falls back to in-memory compilation. Each kernel trusts its inputs: C-contiguous,
 finite, float32 or float64, matching shapes.
 """
 
-import contextlib
 import math
 import warnings
 
 import numba
 import numpy as np
-from numba import prange
 
 from ._base import Backend, momentum_schedule
-
-# samples handled by one task of a parallel loop; scratch buffers are
-# allocated once per task, not once per sample
-_CHUNK = 64
+from ._threads import for_rows, limit_threads
 
 # floating-point reassociation and contraction let loops vectorize; NaN and
 # infinity semantics are kept (inputs are finite, and np.inf is a sentinel)
@@ -142,21 +140,20 @@ def _constants(dtype):
     return c[0], c[1], c[2]
 
 
-@_jit(parallel=True)
-def project_rows(V, out, zero, one, inf):
-    """Project each row of ``V`` onto the simplex, into ``out`` (``zero``,
-    ``one`` and ``inf`` in its dtype)."""
-    n = V.shape[0]
-    for i in prange(n):
+@_jit(nogil=True)
+def project_rows(V, out, zero, one, inf, start, stop):
+    """Project the rows ``start:stop`` of ``V`` onto the simplex, into
+    ``out`` (``zero``, ``one`` and ``inf`` in its dtype)."""
+    for i in range(start, stop):
         out[i, :] = V[i, :]
         project_from(out[i], inf, zero, one)
 
 
-@_jit(parallel=True, fastmath=_FASTMATH)
-def unrolled_encode(G, C, inv_L, betas, X, zero, one, inf, unit):
-    """Unrolled accelerated projected gradient, one sample per task.
+@_jit(nogil=True, fastmath=_FASTMATH)
+def unrolled_encode(G, C, inv_L, betas, X, zero, one, inf, unit, start, stop):
+    """Unrolled accelerated projected gradient on the rows ``start:stop``.
 
-    For each row ``c`` of ``C``: from ``x = z = 0``, ``len(betas)`` steps of
+    For each such row ``c`` of ``C``: from ``x = z = 0``, ``len(betas)`` steps of
     ``x⁺ = Π_Δ(z + (c − zG)·inv_L)``, ``z = x⁺ + β_k (x⁺ − x)``. The product
     ``zG`` runs over a list of the nonzero entries of ``z``, which the
     projection makes few, four rows of ``G`` per sweep over ``v`` (a quarter
@@ -171,105 +168,103 @@ def unrolled_encode(G, C, inv_L, betas, X, zero, one, inf, unit):
     float32 data, whose eight-lane comparisons then count in eight lanes
     instead of being widened to 64-bit integers (6–11 % faster per layer).
     """
-    n, m = C.shape
+    m = C.shape[1]
     nothing = unit - unit
     n_layers = betas.shape[0]
-    n_tasks = (n + _CHUNK - 1) // _CHUNK
-    for task in prange(n_tasks):
-        z = np.empty(m, dtype=X.dtype)
-        x = np.empty(m, dtype=X.dtype)
-        v = np.empty(m, dtype=X.dtype)
-        c = np.empty(m, dtype=X.dtype)
-        support = np.empty(m, dtype=np.int64)
-        for i in range(task * _CHUNK, min(n, (task + 1) * _CHUNK)):
-            for j in range(m):
-                z[j] = zero
-                x[j] = zero
-                c[j] = C[i, j] * inv_L
-            n_support = 0
-            n_stable = 0
-            tau = inf
-            for k in range(n_layers):
-                # v = z + c·inv_L − Σ_r (z_r·inv_L) G[r], over the nonzero
-                # z_r, four rows per sweep over v
-                a = 0
-                if n_support >= 4:
-                    r0, r1, r2, r3 = support[0], support[1], support[2], support[3]
-                    w0, w1 = z[r0] * inv_L, z[r1] * inv_L
-                    w2, w3 = z[r2] * inv_L, z[r3] * inv_L
-                    for j in range(m):
-                        v[j] = (z[j] + c[j]) - (
-                            (w0 * G[r0, j] + w1 * G[r1, j]) + (w2 * G[r2, j] + w3 * G[r3, j])
-                        )
-                    a = 4
-                else:
-                    for j in range(m):
-                        v[j] = z[j] + c[j]
-                while a + 4 <= n_support:
-                    r0, r1, r2, r3 = support[a], support[a + 1], support[a + 2], support[a + 3]
-                    w0, w1 = z[r0] * inv_L, z[r1] * inv_L
-                    w2, w3 = z[r2] * inv_L, z[r3] * inv_L
-                    for j in range(m):
-                        v[j] -= (w0 * G[r0, j] + w1 * G[r1, j]) + (w2 * G[r2, j] + w3 * G[r3, j])
-                    a += 4
-                # the last one to three rows in one sweep
-                rest = n_support - a
-                if rest == 3:
-                    r0, r1, r2 = support[a], support[a + 1], support[a + 2]
-                    w0, w1, w2 = z[r0] * inv_L, z[r1] * inv_L, z[r2] * inv_L
-                    for j in range(m):
-                        v[j] -= (w0 * G[r0, j] + w1 * G[r1, j]) + w2 * G[r2, j]
-                elif rest == 2:
-                    r0, r1 = support[a], support[a + 1]
-                    w0, w1 = z[r0] * inv_L, z[r1] * inv_L
-                    for j in range(m):
-                        v[j] -= w0 * G[r0, j] + w1 * G[r1, j]
-                elif rest == 1:
-                    r = support[a]
-                    w = z[r] * inv_L
-                    for j in range(m):
-                        v[j] -= w * G[r, j]
-                # the projection's clamp max(v − τ, 0) is done in the
-                # momentum update's pass
-                tau, _ = simplex_threshold(v, tau, zero, one)
-                beta = betas[k]
-                n_same = nothing
-                n_nonzero = nothing
+    z = np.empty(m, dtype=X.dtype)
+    x = np.empty(m, dtype=X.dtype)
+    v = np.empty(m, dtype=X.dtype)
+    c = np.empty(m, dtype=X.dtype)
+    support = np.empty(m, dtype=np.int64)
+    for i in range(start, stop):
+        for j in range(m):
+            z[j] = zero
+            x[j] = zero
+            c[j] = C[i, j] * inv_L
+        n_support = 0
+        n_stable = 0
+        tau = inf
+        for k in range(n_layers):
+            # v = z + c·inv_L − Σ_r (z_r·inv_L) G[r], over the nonzero
+            # z_r, four rows per sweep over v
+            a = 0
+            if n_support >= 4:
+                r0, r1, r2, r3 = support[0], support[1], support[2], support[3]
+                w0, w1 = z[r0] * inv_L, z[r1] * inv_L
+                w2, w3 = z[r2] * inv_L, z[r3] * inv_L
                 for j in range(m):
-                    dj = v[j] - tau
-                    xn = dj if dj > zero else zero
-                    n_same += unit if xn == x[j] else nothing
-                    zj = xn + beta * (xn - x[j])
-                    n_nonzero += unit if zj != zero else nothing
-                    z[j] = zj
-                    x[j] = xn
-                # two layers in a row that leave x unchanged make z = x both
-                # times, so every later layer sees the same v and returns the
-                # same x, bit for bit (the threshold is summed over the same
-                # support in the same order): the remaining layers are no-ops
-                if n_same == m:
-                    n_stable += 1
-                    if n_stable == 2:
-                        break
-                else:
-                    n_stable = 0
-                # the list of z's nonzero entries may keep a few zeros (they
-                # add nothing to zG); it is rebuilt, without branches, only
-                # when it misses a nonzero or holds more than four zeros, so
-                # once the support settles no layer scans all of z for it
-                n_listed = nothing
-                for a in range(n_support):
-                    n_listed += unit if z[support[a]] != zero else nothing
-                if n_listed != n_nonzero or n_support > n_nonzero + 4:
-                    n_support = 0
-                    for j in range(m):
-                        support[n_support] = j
-                        n_support += 1 if z[j] != zero else 0
+                    v[j] = (z[j] + c[j]) - (
+                        (w0 * G[r0, j] + w1 * G[r1, j]) + (w2 * G[r2, j] + w3 * G[r3, j])
+                    )
+                a = 4
+            else:
+                for j in range(m):
+                    v[j] = z[j] + c[j]
+            while a + 4 <= n_support:
+                r0, r1, r2, r3 = support[a], support[a + 1], support[a + 2], support[a + 3]
+                w0, w1 = z[r0] * inv_L, z[r1] * inv_L
+                w2, w3 = z[r2] * inv_L, z[r3] * inv_L
+                for j in range(m):
+                    v[j] -= (w0 * G[r0, j] + w1 * G[r1, j]) + (w2 * G[r2, j] + w3 * G[r3, j])
+                a += 4
+            # the last one to three rows in one sweep
+            rest = n_support - a
+            if rest == 3:
+                r0, r1, r2 = support[a], support[a + 1], support[a + 2]
+                w0, w1, w2 = z[r0] * inv_L, z[r1] * inv_L, z[r2] * inv_L
+                for j in range(m):
+                    v[j] -= (w0 * G[r0, j] + w1 * G[r1, j]) + w2 * G[r2, j]
+            elif rest == 2:
+                r0, r1 = support[a], support[a + 1]
+                w0, w1 = z[r0] * inv_L, z[r1] * inv_L
+                for j in range(m):
+                    v[j] -= w0 * G[r0, j] + w1 * G[r1, j]
+            elif rest == 1:
+                r = support[a]
+                w = z[r] * inv_L
+                for j in range(m):
+                    v[j] -= w * G[r, j]
+            # the projection's clamp max(v − τ, 0) is done in the
+            # momentum update's pass
+            tau, _ = simplex_threshold(v, tau, zero, one)
+            beta = betas[k]
+            n_same = nothing
+            n_nonzero = nothing
             for j in range(m):
-                X[i, j] = x[j]
+                dj = v[j] - tau
+                xn = dj if dj > zero else zero
+                n_same += unit if xn == x[j] else nothing
+                zj = xn + beta * (xn - x[j])
+                n_nonzero += unit if zj != zero else nothing
+                z[j] = zj
+                x[j] = xn
+            # two layers in a row that leave x unchanged make z = x both
+            # times, so every later layer sees the same v and returns the
+            # same x, bit for bit (the threshold is summed over the same
+            # support in the same order): the remaining layers are no-ops
+            if n_same == m:
+                n_stable += 1
+                if n_stable == 2:
+                    break
+            else:
+                n_stable = 0
+            # the list of z's nonzero entries may keep a few zeros (they
+            # add nothing to zG); it is rebuilt, without branches, only
+            # when it misses a nonzero or holds more than four zeros, so
+            # once the support settles no layer scans all of z for it
+            n_listed = nothing
+            for a in range(n_support):
+                n_listed += unit if z[support[a]] != zero else nothing
+            if n_listed != n_nonzero or n_support > n_nonzero + 4:
+                n_support = 0
+                for j in range(m):
+                    support[n_support] = j
+                    n_support += 1 if z[j] != zero else 0
+        for j in range(m):
+            X[i, j] = x[j]
 
 
-@_jit(nogil=True, fastmath=_FASTMATH)
+@_jit(nogil=True, fastmath=_FASTMATH, inline="always")
 def _gradient(G, c, x, sup, ns, g):
     """``g = xG − c`` for ``x`` supported on ``sup[:ns]``."""
     m = c.shape[0]
@@ -282,7 +277,7 @@ def _gradient(G, c, x, sup, ns, g):
             g[j] += xr * G[r, j]
 
 
-@_jit(nogil=True, fastmath=_FASTMATH)
+@_jit(nogil=True, fastmath=_FASTMATH, inline="always")
 def _cholesky(G, sup, ns, shift, eps, Lc, start):
     """Cholesky factor of ``G[S, S] + shift·11ᵀ`` into ``Lc``, computing rows
     ``start..ns-1`` (the rows before ``start`` are already valid).
@@ -305,7 +300,7 @@ def _cholesky(G, sup, ns, shift, eps, Lc, start):
     return ns
 
 
-@_jit(nogil=True, fastmath=_FASTMATH)
+@_jit(nogil=True, fastmath=_FASTMATH, inline="always")
 def _cholesky_solve(Lc, ns, b):
     """Solve ``Lc Lcᵀ y = b`` in place for the leading ``ns`` block."""
     for a in range(ns):
@@ -320,7 +315,7 @@ def _cholesky_solve(Lc, ns, b):
         b[a] = s / Lc[a, a]
 
 
-@_jit(nogil=True, fastmath=_FASTMATH)
+@_jit(nogil=True, fastmath=_FASTMATH, inline="always")
 def active_set_row(G, c, x0, shift, eps, tol, max_iter, x, g, sup, pos, Lc, u, w, p):
     """Minimize ``½ xᵀGx − c·x`` over the simplex with a primal active set.
 
@@ -460,9 +455,9 @@ def active_set_row(G, c, x0, shift, eps, tol, max_iter, x, g, sup, pos, Lc, u, w
     return gap, it
 
 
-@_jit(parallel=True, fastmath=_FASTMATH)
-def exact_encode(G, cross, y_norms, alpha, X0, tol, max_iter, X, gaps, n_iter):
-    """Exact encoder for every row of ``cross = Y Aᵀ``, warm-started from
+@_jit(nogil=True, fastmath=_FASTMATH)
+def exact_encode(G, cross, y_norms, alpha, X0, tol, max_iter, X, gaps, n_iter, start, stop):
+    """Exact encoder for the rows ``start:stop`` of ``cross = Y Aᵀ``, warm-started from
     the rows of ``X0`` (rows of zeros start cold; an ``X0`` with no rows
     starts every row cold).
 
@@ -472,7 +467,7 @@ def exact_encode(G, cross, y_norms, alpha, X0, tol, max_iter, X, gaps, n_iter):
     needs none of the ``n × m`` temporaries of ``encoder_terms`` and
     ``gap_scale``; the active set then runs to an absolute gap of ``tol``
     times that scale. Writes codes, relative gaps and step counts."""
-    n, m = cross.shape
+    m = cross.shape[1]
     cold = X0.shape[0] == 0
     a_max = 0.0  # the largest squared atom norm
     for j in range(m):
@@ -482,38 +477,36 @@ def exact_encode(G, cross, y_norms, alpha, X0, tol, max_iter, X, gaps, n_iter):
     s = 1.0 + 2.0 * alpha
     half = 0.5 + alpha
     tiny = np.finfo(np.float64).tiny
-    n_tasks = (n + _CHUNK - 1) // _CHUNK
-    for task in prange(n_tasks):
-        c = np.empty(m)
-        x = np.empty(m)
-        g = np.empty(m)
-        sup = np.empty(m, dtype=np.int64)
-        pos = np.empty(m, dtype=np.int64)
-        Lc = np.empty((m, m))
-        u = np.empty(m)
-        w = np.empty(m)
-        p = np.empty(m)
-        zeros = np.zeros(m)
-        for i in range(task * _CHUNK, min(n, (task + 1) * _CHUNK)):
-            d_max = 0.0
-            for j in range(m):
-                cij = cross[i, j]
-                gjj = G[j, j]
-                c[j] = s * cij - alpha * gjj
-                d_max = max(d_max, (y_norms[i] + gjj) - 2.0 * cij)
-            scale = max(half * d_max, 1e-14 * (y_norms[i] + a_max), tiny)
-            x0 = zeros if cold else X0[i]
-            gap, it = active_set_row(
-                G, c, x0, shift, eps, tol * scale, max_iter, x, g, sup, pos, Lc, u, w, p
-            )
-            gaps[i] = gap / scale
-            n_iter[i] = it
-            for j in range(m):
-                X[i, j] = x[j]
+    c = np.empty(m)
+    x = np.empty(m)
+    g = np.empty(m)
+    sup = np.empty(m, dtype=np.int64)
+    pos = np.empty(m, dtype=np.int64)
+    Lc = np.empty((m, m))
+    u = np.empty(m)
+    w = np.empty(m)
+    p = np.empty(m)
+    zeros = np.zeros(m)
+    for i in range(start, stop):
+        d_max = 0.0
+        for j in range(m):
+            cij = cross[i, j]
+            gjj = G[j, j]
+            c[j] = s * cij - alpha * gjj
+            d_max = max(d_max, (y_norms[i] + gjj) - 2.0 * cij)
+        scale = max(half * d_max, 1e-14 * (y_norms[i] + a_max), tiny)
+        x0 = zeros if cold else X0[i]
+        gap, it = active_set_row(
+            G, c, x0, shift, eps, tol * scale, max_iter, x, g, sup, pos, Lc, u, w, p
+        )
+        gaps[i] = gap / scale
+        n_iter[i] = it
+        for j in range(m):
+            X[i, j] = x[j]
 
 
 class NumbaBackend(Backend):
-    """CPU backend of jitted kernels, parallel over samples."""
+    """CPU backend of jitted kernels, threaded over samples."""
 
     name = "numba"
 
@@ -525,7 +518,9 @@ class NumbaBackend(Backend):
         betas = momentum_schedule(n_layers, dtype)
         zero, one, inf = _constants(dtype)
         unit = one if dtype == np.float32 else np.int64(1)
-        unrolled_encode(G, C, dtype.type(1.0 / L), betas, X, zero, one, inf, unit)
+        for_rows(
+            unrolled_encode, C.shape[0], G, C, dtype.type(1.0 / L), betas, X, zero, one, inf, unit
+        )
         return X
 
     def _exact_from_cross(self, Y, A, alpha, cross, tol, max_iter, X0=None):
@@ -538,7 +533,9 @@ class NumbaBackend(Backend):
             X0 = np.zeros((0, m))  # every row starts cold
         else:
             X0 = np.ascontiguousarray(X0, dtype=np.float64)
-        exact_encode(
+        for_rows(
+            exact_encode,
+            n,
             G,
             np.ascontiguousarray(cross),
             np.einsum("ij,ij->i", Y, Y),
@@ -556,29 +553,8 @@ class NumbaBackend(Backend):
         V = np.ascontiguousarray(V)
         out = np.empty_like(V)
         zero, one, inf = _constants(V.dtype)
-        project_rows(V, out, zero, one, inf)
+        for_rows(project_rows, V.shape[0], V, out, zero, one, inf)
         return out
 
     def limit_threads(self, n_jobs):
-        return _limit_threads(n_jobs)
-
-
-@contextlib.contextmanager
-def _limit_threads(n_jobs):
-    """Run numba's parallel loops on ``n_jobs`` threads within the block.
-
-    ``None`` keeps the current setting; negative values count back from the
-    number of cores as in joblib (``-1`` is all of them). numba's setting is
-    per calling thread, so this is safe under threaded callers.
-    """
-    if n_jobs is None:
-        yield
-        return
-    n_max = numba.config.NUMBA_NUM_THREADS
-    n = n_jobs if n_jobs > 0 else max(1, n_max + 1 + n_jobs)
-    previous = numba.get_num_threads()
-    numba.set_num_threads(min(n, n_max))
-    try:
-        yield
-    finally:
-        numba.set_num_threads(previous)
+        return limit_threads(n_jobs)
