@@ -127,6 +127,24 @@ def test_numba_unrolled_matches_reference_at_every_support_size(rng):
     assert set(np.count_nonzero(X_ref, axis=1) % 4) == {0, 1, 2, 3}
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize(("m", "d"), [(16, 24), (48, 20), (64, 64)])
+def test_unrolled_returns_exact_vertices_where_the_gradient_vanishes(backend, rng, dtype, m, d):
+    # a sample equal to an atom, at alpha = 0, has the code e_r: the
+    # gradient there is exactly zero (a row of C equal to a row of G), and
+    # every other entry ties at the threshold. Each layer must return e_r
+    # exactly, not e_r with rounding dust above the threshold
+    from sklearn_wlsc._backends import get_backend
+
+    A = rng.standard_normal((m, d))
+    A -= A.mean(axis=0)
+    G = (A @ A.T).astype(dtype)
+    rows = rng.choice(m, 10, replace=False)
+    C = G[rows].copy()
+    X = np.asarray(get_backend(backend)._unrolled(G, C, _objective.lipschitz_constant(A), 50))
+    np.testing.assert_array_equal(X, np.eye(m, dtype=dtype)[rows])
+
+
 @pytest.mark.parametrize("alpha", [0.5, 3.0, 30.0])
 @pytest.mark.parametrize("n_layers", [2, 7, 60])
 def test_numba_unrolled_stopping_at_fixed_points_changes_nothing(rng, alpha, n_layers):
