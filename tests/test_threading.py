@@ -70,7 +70,7 @@ def test_for_rows_covers_every_row_once(n, n_jobs):
         assert calls == [(0, n)]
 
 
-def test_for_rows_runs_on_several_threads_and_reraises_errors():
+def test_for_rows_runs_on_several_threads():
     names = set()
     barrier = threading.Barrier(2, timeout=10)
 
@@ -86,12 +86,46 @@ def test_for_rows_runs_on_several_threads_and_reraises_errors():
         _threads.for_rows(kernel, 1000)
     assert len(names) == 2 and threading.current_thread().name in names
 
+
+def test_for_rows_reraises_a_worker_error_and_stops_early():
+    if _threads.max_threads() < 2:
+        pytest.skip("one core: the kernels run on one thread")
+    caller = threading.current_thread()
+    raised = threading.Event()
+    calls = []
+
     def failing(start, stop):
-        if start > 0:
+        calls.append(start)
+        if threading.current_thread() is not caller:
+            raised.set()
             raise ArithmeticError(f"rows {start}:{stop}")
+        raised.wait(timeout=10)  # the worker fails while this range runs
 
     with _threads.limit_threads(2), pytest.raises(ArithmeticError, match="rows"):
         _threads.for_rows(failing, 1000)
+    assert raised.is_set()
+    # the error stops both threads after the range each is on (of 16)
+    assert len(calls) <= 3, calls
+
+
+def test_for_rows_runs_in_the_calling_thread_when_the_pool_is_shut_down(monkeypatch):
+    # at interpreter shutdown the pool takes no more work: a pass started
+    # then (from an atexit handler, a non-daemon thread) still covers every
+    # row, in the calling thread
+    closed = ThreadPoolExecutor(1)
+    closed.shutdown()
+    monkeypatch.setattr(_threads, "_get_pool", lambda: closed)
+    seen = np.zeros(1000, dtype=np.int64)
+    threads = set()
+
+    def kernel(start, stop):
+        threads.add(threading.current_thread())
+        seen[start:stop] += 1
+
+    with _threads.limit_threads(2):
+        _threads.for_rows(kernel, 1000)
+    np.testing.assert_array_equal(seen, 1)
+    assert threads == {threading.current_thread()}
 
 
 def test_limit_threads_belongs_to_the_calling_thread():
