@@ -64,45 +64,71 @@ def has_avx512f():
     return bool(llvm.get_host_cpu_features().get("avx512f", False))
 
 
+def compiler_version(cc="gcc"):
+    """The first line of ``cc --version``, or None when ``cc`` is not found."""
+    if shutil.which(cc) is None:
+        return None
+    out = subprocess.run([cc, "--version"], capture_output=True, text=True, check=False)
+    return (out.stdout or out.stderr).splitlines()[0] if (out.stdout or out.stderr) else cc
+
+
+def _build(cc, source, directory):
+    """Compile one source into a shared library in ``directory`` and load it;
+    return the library, or the compiler's message when the build fails."""
+    library = os.path.join(directory, os.path.basename(source).replace(".c", ".so"))
+    command = [cc, "-O3", "-march=native", *FAST_MATH, "-fPIC", "-shared", "-o", library, source]
+    try:
+        subprocess.run(command, check=True, capture_output=True, text=True)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        return f"{' '.join(command)} failed: {getattr(exc, 'stderr', None) or exc}"
+    return ctypes.CDLL(library)
+
+
 def compile_kernels(cc="gcc", directory=None):
-    """Compile the C kernels into a shared library and load it.
+    """Compile the C kernels with ``cc`` and load them.
+
+    Each source is built on its own, so a failed AVX-512 build leaves the
+    translation available. The shared libraries go to ``directory``, or to a
+    temporary folder that is removed once they are loaded.
 
     Returns
     -------
-    kernels : dict of str to callable
-        ``"C"`` always (a function of the dtype), and ``"AVX-512"`` where
-        the processor has AVX-512F; each takes the arguments of
+    kernels : dict of (str, numpy.dtype) to ctypes function
+        ``("C", float64)`` and ``("C", float32)``, and ``("AVX-512",
+        float64)`` where the processor has AVX-512F; each is called through
         :func:`encode_c`. Empty when ``cc`` is not found.
+    failures : list of str
+        The compiler's messages for the sources that did not build.
     """
     if shutil.which(cc) is None:
-        return {}
-    directory = directory or tempfile.mkdtemp(prefix="wlsc-compiled-")
-    sources = [os.path.join(SOURCES, "unrolled.c")]
-    avx512 = has_avx512f()
-    if avx512:
-        sources.append(os.path.join(SOURCES, "unrolled_avx512_m64.c"))
-    library = os.path.join(directory, "libwlsc_unrolled.so")
-    subprocess.run(
-        [cc, "-O3", "-march=native", *FAST_MATH, "-fPIC", "-shared", "-o", library, *sources],
-        check=True,
-    )
-    lib = ctypes.CDLL(library)
+        return {}, []
+    if directory is None:
+        with tempfile.TemporaryDirectory(prefix="wlsc-compiled-") as tmp:
+            return compile_kernels(cc, tmp)
     ptr, long = ctypes.c_void_p, ctypes.c_long
-    kernels = {}
-    for dtype, name, scalar in [
-        (np.float64, "wlsc_unrolled_f64", ctypes.c_double),
-        (np.float32, "wlsc_unrolled_f32", ctypes.c_float),
-    ]:
-        f = getattr(lib, name)
-        f.restype = None
-        f.argtypes = [ptr, ptr, scalar, ptr, long, ptr, long, long, long]
-        kernels[("C", np.dtype(dtype))] = f
-    if avx512:
-        f = lib.wlsc_unrolled_avx512_m64
-        f.restype = None
-        f.argtypes = [ptr, ptr, ctypes.c_double, ptr, long, ptr, long, long]
-        kernels[("AVX-512", np.dtype(np.float64))] = f
-    return kernels
+    kernels, failures = {}, []
+    lib = _build(cc, os.path.join(SOURCES, "unrolled.c"), directory)
+    if isinstance(lib, str):
+        failures.append(lib)
+    else:
+        for dtype, name, scalar in [
+            (np.float64, "wlsc_unrolled_f64", ctypes.c_double),
+            (np.float32, "wlsc_unrolled_f32", ctypes.c_float),
+        ]:
+            f = getattr(lib, name)
+            f.restype = None
+            f.argtypes = [ptr, ptr, scalar, ptr, long, ptr, long, long, long]
+            kernels[("C", np.dtype(dtype))] = f
+    if has_avx512f():
+        lib = _build(cc, os.path.join(SOURCES, "unrolled_avx512_m64.c"), directory)
+        if isinstance(lib, str):
+            failures.append(lib)
+        else:
+            f = lib.wlsc_unrolled_avx512_m64
+            f.restype = None
+            f.argtypes = [ptr, ptr, ctypes.c_double, ptr, long, ptr, long, long]
+            kernels[("AVX-512", np.dtype(np.float64))] = f
+    return kernels, failures
 
 
 def encoder_inputs(Y, A, alpha, n_layers, dtype):
@@ -133,13 +159,27 @@ def encode_numba(G_step, C, inv_L, betas, X):
     unrolled_encode(G_step, C, inv_L, betas, X, zero, one, inf, unit, 0, C.shape[0])
 
 
-def encode_c(kernel, name, G_step, C, inv_L, betas, X):
-    """A compiled kernel on every row of ``C``, into ``X``."""
+def encode_c(kernel, name, G_step, C, inv_L, betas, X, start=0, stop=None):
+    """A compiled kernel on the rows ``start:stop`` of ``C``, into ``X``.
+
+    The kernels trust their arguments, so they are checked here: C-contiguous
+    arrays of one dtype and matching shapes, and for the AVX-512 kernel
+    float64, ``m = 64`` and ``G_step`` on a 64-byte boundary (its loads are
+    aligned).
+    """
     n, m = C.shape
+    stop = n if stop is None else stop
+    arrays = (G_step, C, betas, X)
+    if any(a.dtype != C.dtype or not a.flags.c_contiguous for a in arrays):
+        raise ValueError("the kernels need C-contiguous arrays of one dtype")
+    if G_step.shape != (m, m) or X.shape != C.shape or not 0 <= start <= stop <= n:
+        raise ValueError("shapes or the row range do not match")
+    if name == "AVX-512" and (C.dtype != np.float64 or m != 64 or G_step.ctypes.data % 64):
+        raise ValueError("the AVX-512 kernel needs float64, m = 64 and an aligned G_step")
     args = [G_step.ctypes.data, C.ctypes.data, inv_L, betas.ctypes.data, len(betas), X.ctypes.data]
     if name == "C":
         args.append(m)
-    kernel(*args, 0, n)
+    kernel(*args, start, stop)
 
 
 def bench_config(n, m, alpha, dtype, kernels, args):
@@ -184,7 +224,9 @@ def parse_args(argv=None):
     )
     p.add_argument("--sizes", nargs="+", metavar="NxM", help="n samples x (d = m)")
     p.add_argument("--alphas", nargs="+", type=float, default=[0.0, 0.5])
-    p.add_argument("--dtypes", nargs="+", default=["float64", "float32"])
+    p.add_argument(
+        "--dtypes", nargs="+", choices=["float64", "float32"], default=["float64", "float32"]
+    )
     p.add_argument("--layers", type=int, default=50, help="layers of the unrolled encoder")
     p.add_argument("--repeats", type=int, default=None)
     p.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
@@ -202,8 +244,14 @@ def parse_args(argv=None):
         args.sizes = QUICK_SIZES if args.quick else DEFAULT_SIZES
     if args.repeats is None:
         args.repeats = 3 if args.quick else 7
-    if args.layers < 1:
-        p.error("--layers must be positive")
+    if args.layers < 1 or args.repeats < 1 or args.reference_samples < 1:
+        p.error("--layers, --repeats and --reference-samples must be positive")
+    try:
+        args.sizes = [tuple(int(v) for v in size.lower().split("x")) for size in args.sizes]
+    except ValueError:
+        args.sizes = None
+    if not args.sizes or any(len(size) != 2 or min(size) < 1 for size in args.sizes):
+        p.error("--sizes takes positive NxM pairs, such as 20000x64")
     return args
 
 
@@ -211,19 +259,28 @@ def main(argv=None):
     """Run the benchmark, print a markdown table; return the results dict."""
     args = parse_args(argv)
     info = machine_info()
-    kernels = compile_kernels(args.cc)
+    compiler = compiler_version(args.cc)
+    kernels, failures = compile_kernels(args.cc)
     print("# The unrolled encoder: numba against compiled C\n")
     print(machine_table(info))
-    if not kernels:
-        print(f"\nNo C compiler {args.cc!r} found: nothing to compare.")
-    avx512 = any(name == "AVX-512" for name, _ in kernels)
+    if compiler is None:
+        print(f"\nNo C compiler {args.cc!r} found: only the numba kernel runs.")
+    for failure in failures:
+        print(f"\nNot built: {failure}")
+    if ("AVX-512", np.dtype(np.float64)) in kernels:
+        avx512 = "run"
+    elif compiler is None:
+        avx512 = "not run (no compiler)"
+    elif has_avx512f():
+        avx512 = "not built"
+    else:
+        avx512 = "not run (no AVX-512F)"
     print(
         f"\none thread; {args.layers} layers; medians of {args.repeats} interleaved rounds; "
-        f"compiler {args.cc}; AVX-512 kernel {'run' if avx512 else 'not run (no AVX-512F)'}\n"
+        f"compiler: {compiler}; AVX-512 kernel {avx512}\n"
     )
     results = []
-    for size in args.sizes:
-        n, m = (int(s) for s in size.lower().split("x"))
+    for n, m in args.sizes:
         for dtype in args.dtypes:
             for alpha in args.alphas:
                 results.append(bench_config(n, m, float(alpha), dtype, kernels, args))
@@ -256,7 +313,13 @@ def main(argv=None):
             rows,
         )
     )
-    report = {"benchmark": "compiled", "machine": info, "args": vars(args), "results": results}
+    report = {
+        "benchmark": "compiled",
+        "machine": info,
+        "compiler": compiler,
+        "args": vars(args),
+        "results": results,
+    }
     if args.json:
         write_json(args.json, report)
     return report
