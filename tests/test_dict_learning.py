@@ -127,3 +127,36 @@ def test_minibatch_weight_in_unit_interval():
     assert all(0 <= v < 1 for v in w)
     # the weight of the past grows as more batches arrive
     assert minibatch_weight(100, 10) > minibatch_weight(1, 10)
+
+
+def test_repeated_fits_are_bitwise_identical():
+    # the exact encoder's warm start was once summed in a loop that also
+    # stored; LLVM guards such a vectorized sum with a check that the arrays
+    # lie far enough apart in memory and falls back to a scalar sum, so the
+    # sum's rounding depended on where the heap had put the kernel's scratch
+    # arrays, and repeated fits in one process differed by an ulp. A fresh
+    # interpreter shows it (in this one the heap is already settled)
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent(
+        """
+        import hashlib, warnings
+        import numpy as np
+        from sklearn_wlsc import WeightedL1SparseCoder
+        warnings.simplefilter("ignore")
+        Y = np.random.RandomState(0).rand(2000, 10)
+        for n_jobs in (None, 1):
+            for _ in range(4):
+                est = WeightedL1SparseCoder(12, random_state=0, max_iter=10, n_jobs=n_jobs)
+                print(n_jobs, hashlib.sha256(est.fit(Y).components_.tobytes()).hexdigest())
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300
+    ).stdout.split("\n")
+    digests = [line for line in out if line]
+    assert len(digests) == 8
+    assert len(set(digests[:4])) == 1, digests
+    assert len(set(digests[4:])) == 1, digests

@@ -387,11 +387,17 @@ def active_set_row(G, c, x0, shift, eps, tol, max_iter, x, g, sup, pos, Lc, u, w
     into ``x`` (length m); the other arrays are scratch.
     """
     m = c.shape[0]
-    total = 0.0
     for j in range(m):
         pos[j] = -1
         v = x0[j]
         x[j] = v if v > 0.0 else 0.0
+    # summed in a loop of its own: in a loop that also stores, LLVM guards
+    # the vectorized sum with a check that the arrays lie far enough apart
+    # in memory and falls back to a scalar sum when they do not, so the
+    # order of the additions, and the last bit of the warm start, would
+    # depend on where the heap put the scratch arrays
+    total = 0.0
+    for j in range(m):
         total += x[j]
     ns = 0
     if total > 0.0:
