@@ -31,7 +31,7 @@ from sklearn.utils.validation import check_is_fitted, check_non_negative, valida
 
 from ._dict_learning import _abs_max
 from ._estimator import WeightedL1SparseCoder
-from ._objective import power_of_two_exponent
+from ._objective import ALPHA_MAX, power_of_two_exponent
 
 _FLOATS = [np.float64, np.float32]
 
@@ -801,7 +801,7 @@ class SimplexSpectralClustering(ClusterMixin, BaseEstimator):
             StrOptions({"auto"}),
         ],
         "n_atoms": [Interval(Integral, 2, None, closed="left"), None],
-        "alpha": [Interval(Real, 0, None, closed="left"), None],
+        "alpha": [Interval(Real, 0, ALPHA_MAX, closed="both"), None],
         "n_dictionaries": [Interval(Integral, 1, None, closed="left")],
         "standardize": [StrOptions({"auto"}), "boolean"],
         "max_fit_samples": [
@@ -812,7 +812,11 @@ class SimplexSpectralClustering(ClusterMixin, BaseEstimator):
         "max_iter": [Interval(Integral, 0, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "n_init": [Interval(Integral, 1, None, closed="left")],
-        "n_jobs": [Integral, None],
+        "n_jobs": [
+            Interval(Integral, 1, None, closed="left"),
+            Interval(Integral, None, -1, closed="right"),
+            None,
+        ],
         "random_state": ["random_state"],
     }
 

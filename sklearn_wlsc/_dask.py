@@ -84,10 +84,38 @@ def check_dask_array(X, *, dtype=(np.float64, np.float32)):
             X = da.asarray(X)
     if X.ndim != 2:
         raise ValueError(f"Expected a 2D dask array, got ndim={X.ndim}.")
+    if X.dtype.kind == "c":
+        raise ValueError(f"Complex data not supported: the dask array has dtype {X.dtype}.")
+    if X.dtype.kind not in "biuf":
+        raise ValueError(
+            f"The dask array has dtype {X.dtype}; a numeric (boolean, integer or "
+            "floating-point) array is required."
+        )
     dtypes = tuple(np.dtype(t) for t in dtype)
     if X.dtype not in dtypes:
         X = X.astype(dtypes[0])
-    return _row_blocks(X)
+    X = _row_blocks(X)
+    n, d = X.shape
+    if n == 0 or d == 0:
+        what = "sample" if n == 0 else "feature"
+        raise ValueError(
+            f"Found a dask array with 0 {what}(s) (shape={X.shape}) while a "
+            "minimum of 1 is required."
+        )
+    return X
+
+
+def abs_max(X):
+    """``max |X|`` of a non-empty dask array, computed."""
+    high, low = _compute(X.max(), X.min())
+    return max(float(high), -float(low))
+
+
+def scaled(X, exponent):
+    """``X · 2**-exponent``, lazily and exactly (``numpy.ldexp`` per block)."""
+    if not exponent:
+        return X
+    return X.map_blocks(np.ldexp, -exponent, dtype=X.dtype)
 
 
 def _row_blocks(Y):
@@ -419,6 +447,7 @@ def alternating_fit_dask(
     verbose=0,
     on_iteration=None,
     warm_start=False,
+    scale_exponent=0,
 ):
     """Alternating minimization on a dask array, distributed and exact.
 
@@ -458,6 +487,10 @@ def alternating_fit_dask(
         persisted on the workers between iterations; without, the fit holds
         no per-sample state and reaches the same objective up to the
         encoder's tolerance.
+    scale_exponent : int, default=0
+        ``Y`` and ``A`` are the data and atoms divided by
+        ``2**scale_exponent``; progress and ``on_iteration`` report in the
+        data's units (see :func:`~._dict_learning.fit_scale_exponent`).
 
     Returns
     -------
@@ -501,7 +534,7 @@ def alternating_fit_dask(
         F = res["objective"] / n
         history.append(F)
         if _dict_learning.iteration_should_stop(
-            it, history, tol, verbose, t0, on_iteration, A + center
+            it, history, tol, verbose, t0, on_iteration, A + center, scale_exponent
         ):
             converged = True
             break

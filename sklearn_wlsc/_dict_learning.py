@@ -124,7 +124,9 @@ def encode_pass(
     # data fill (-1, 1). The chunks below are Y·2^exponent − shift, which
     # equals (Y − mean(A))·2^exponent exactly.
     e_data = _objective.power_of_two_exponent(_abs_max(A), _abs_max(Y))
-    A_c = np.ldexp(A.astype(dtype, copy=False), -e_data)
+    # scaled before any cast to the data's dtype: a float64 dictionary can lie
+    # beyond the float32 range of float32 data
+    A_c = np.ldexp(A, -e_data).astype(dtype, copy=False)
     shift = A_c.mean(axis=0)
     A_c -= shift
     e_centered = _objective.power_of_two_exponent(
@@ -326,6 +328,7 @@ def alternating_fit(
     n_jobs=None,
     verbose=0,
     on_iteration=None,
+    scale_exponent=0,
 ):
     """Alternating minimization: exact encoding, then the exact A-step.
 
@@ -351,12 +354,18 @@ def alternating_fit(
         Called as ``on_iteration(iteration, objective, atoms)`` after each
         encoding (atoms in the data's coordinates); a true return value
         stops the fit.
+    scale_exponent : int, default=0
+        ``Y`` and ``A`` are the data and atoms divided by
+        ``2**scale_exponent`` (:func:`fit_scale_exponent`): progress and
+        ``on_iteration`` report in the data's units.
 
     Returns
     -------
     A : ndarray of shape (n_components, n_features)
+        In the units of ``Y``.
     history : list of float
-        ``F`` after each encoding, starting with the initial dictionary.
+        ``F`` after each encoding, starting with the initial dictionary, in
+        the units of ``Y``.
     n_iter : int
         Number of dictionary updates performed.
     n_reseeded : int
@@ -393,7 +402,9 @@ def alternating_fit(
         codes = res.codes
         F = float(np.mean(res.objective))
         history.append(F)
-        if iteration_should_stop(it, history, tol, verbose, t0, on_iteration, A + center):
+        if iteration_should_stop(
+            it, history, tol, verbose, t0, on_iteration, A + center, scale_exponent
+        ):
             converged = True
             break
         if it == max_iter:
@@ -413,15 +424,44 @@ def alternating_fit(
     return A + center, history, n_iter, n_reseeded
 
 
-def iteration_should_stop(iteration, history, tol, verbose, t0, on_iteration, atoms):
+def fit_scale_exponent(max_abs):
+    """The power of two ``2**e`` that a fit divides its data by.
+
+    ``e = 0`` (the data are fitted as they are) when the largest magnitude
+    ``max_abs`` lies in ``[2**-60, 2**60)``; beyond, squared distances and
+    the objective's sums of squares could underflow or overflow, so ``e``
+    brings it into ``[0.5, 1)``. Dividing by a power of two is exact and
+    ``F`` scales by its square, so a fit on the scaled data takes the same
+    steps and its atoms, scaled back by ``2**e``, are the fit of the data.
+    """
+    e = _objective.power_of_two_exponent(max_abs)
+    return 0 if -59 <= e <= 60 else e
+
+
+def unscaled_objective(F, scale_exponent):
+    """``F · 4**scale_exponent``: an objective of data divided by
+    ``2**scale_exponent``, in the data's units (``inf`` beyond the float
+    range, ``0`` below it)."""
+    with np.errstate(over="ignore", under="ignore"):
+        return np.ldexp(np.asarray(F, dtype=np.float64), 2 * scale_exponent)
+
+
+def iteration_should_stop(
+    iteration, history, tol, verbose, t0, on_iteration, atoms, scale_exponent=0
+):
     """The end of one encoding of the alternating loop, shared by the
     in-memory and distributed fits: report progress, let a callback stop the
     fit, and test convergence (relative decrease of ``F`` at most ``tol``).
+    ``history`` and ``atoms`` are those of data divided by
+    ``2**scale_exponent``; progress and the callback get them in the data's
+    units.
 
     Returns True when the loop should stop because it converged or a callback
     asked it to.
     """
-    F = history[-1]
+    F = float(unscaled_objective(history[-1], scale_exponent))
+    if scale_exponent:
+        atoms = np.ldexp(atoms, scale_exponent)
     if verbose:
         change = ""
         if iteration > 0:
@@ -432,6 +472,7 @@ def iteration_should_stop(iteration, history, tol, verbose, t0, on_iteration, at
         )
     if on_iteration is not None and on_iteration(iteration, F, atoms):
         return True
+    F = history[-1]
     return iteration > 0 and history[-2] - F <= tol * max(abs(history[-2]), np.finfo(float).tiny)
 
 

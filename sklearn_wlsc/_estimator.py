@@ -15,7 +15,7 @@ from sklearn.utils import check_array, check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from . import _dask, _dict_learning
+from . import _dask, _dict_learning, _objective
 from ._backends import BACKENDS, get_backend, is_torch_tensor
 
 try:  # scikit-learn >= 1.9: progress and early-stopping callbacks
@@ -45,11 +45,16 @@ class _NoCallbackContext:
 _FLOATS = [np.float64, np.float32]
 
 _ENCODER_CONSTRAINTS = {
-    "alpha": [Interval(Real, 0, None, closed="left")],
+    "alpha": [Interval(Real, 0, _objective.ALPHA_MAX, closed="both")],
     "n_layers": [Interval(Integral, 1, None, closed="left")],
     "backend": [StrOptions(set(BACKENDS))],
     "device": [str, None],
-    "n_jobs": [Integral, None],
+    # 0 threads means nothing; negative counts back from all cores, as in joblib
+    "n_jobs": [
+        Interval(Integral, 1, None, closed="left"),
+        Interval(Integral, None, -1, closed="right"),
+        None,
+    ],
 }
 
 
@@ -129,7 +134,9 @@ def sparse_encode(
     dictionary : array-like of shape (n_components, n_features)
         The atoms, one per row.
     alpha : float, default=0.5
-        Weight of the locality penalty (K-Deep Simplex's ``penalty``).
+        Weight of the locality penalty (K-Deep Simplex's ``penalty``), at
+        most ``1e6`` (beyond, rounding no longer resolves the simplex; codes
+        are hard nearest-atom assignments well before).
     algorithm : {"exact", "unrolled"}, default="exact"
         ``"exact"`` solves to a certified duality gap with an active-set
         method; ``"unrolled"`` runs ``n_layers`` accelerated projected-
@@ -149,7 +156,8 @@ def sparse_encode(
         Device of the torch backend (``"cpu"``, ``"cuda"``, ``"cuda:1"``...).
     n_jobs : int, default=None
         Number of threads of the numba kernels (``None`` and ``-1``: all
-        cores, or ``NUMBA_NUM_THREADS`` where set).
+        cores, or ``NUMBA_NUM_THREADS`` where set; ``-2``: all but one; not
+        ``0``).
 
     Returns
     -------
@@ -212,7 +220,7 @@ def sparse_encode(
     backend = get_backend(backend, X, dictionary, device=device)
     res = _dict_learning.encode_pass(
         X,
-        dictionary.astype(X.dtype, copy=False),
+        dictionary,
         float(alpha),
         backend,
         algorithm=algorithm,
@@ -249,9 +257,11 @@ class WeightedL1SparseCoder(
     n_components : int, default=None
         Number of atoms ``m``. ``None`` uses ``n_features``.
     alpha : float, default=0.5
-        Weight of the locality penalty (K-Deep Simplex's ``penalty``). The
-        objective is invariant to rescaling the data, so ``alpha`` needs no
-        adjustment to the data's units.
+        Weight of the locality penalty (K-Deep Simplex's ``penalty``), at
+        most ``1e6`` (beyond, rounding no longer resolves the simplex; codes
+        are hard nearest-atom assignments well before). The objective is
+        invariant to rescaling the data, so ``alpha`` needs no adjustment to
+        the data's units.
     n_layers : int, default=50
         Steps of the unrolled encoder (``transform_algorithm="unrolled"``).
     transform_algorithm : {"exact", "unrolled"}, default="exact"
@@ -287,7 +297,8 @@ class WeightedL1SparseCoder(
         model fitted on a GPU unpickles on a machine without one.
     n_jobs : int, default=None
         Number of threads of the numba kernels (``None`` and ``-1``: all
-        cores, or ``NUMBA_NUM_THREADS`` where set).
+        cores, or ``NUMBA_NUM_THREADS`` where set; ``-2``: all but one; not
+        ``0``).
     random_state : int, RandomState instance or None, default=None
         Seeds the initialization.
     verbose : int, default=0
@@ -300,7 +311,11 @@ class WeightedL1SparseCoder(
     n_components_ : int
         Number of atoms.
     objective_ : float
-        Final value of ``F`` on the training data.
+        Final value of ``F`` on the training data, in the data's units:
+        ``inf`` (or ``0``) where ``F`` itself lies beyond the float range,
+        for data of magnitude beyond about ``1e154`` (or below ``1e-162``).
+        Such data are fitted divided by a power of two, exactly, so the
+        atoms and codes are unaffected.
     objective_path_ : ndarray of shape (n_updates + 1,)
         ``F`` after each exact encoding during :meth:`fit`.
     n_iter_ : int
@@ -433,10 +448,10 @@ class WeightedL1SparseCoder(
     def _encode(self, X, **kwargs):
         """Encode validated ``X`` with the fitted atoms and the transform
         settings; returns an :class:`~._dict_learning.EncodePass`."""
-        A = self.components_.astype(X.dtype, copy=False)
+        # the pass casts the atoms to X's dtype once they are scaled
         return _dict_learning.encode_pass(
             X,
-            A,
+            self.components_,
             float(self.alpha),
             self._backend(X),
             algorithm=self.transform_algorithm,
@@ -490,7 +505,18 @@ class WeightedL1SparseCoder(
         callback_ctx = self._init_callback_context(max_subtasks=self.max_iter + 1)
         callback_ctx.call_on_fit_task_begin(estimator=self, X=X)
         random_state = check_random_state(self.random_state)
-        A0 = self._initial_dictionary(X, random_state)
+        # data of extreme magnitude are fitted divided by a power of two
+        # (exactly), so that no squared distance or objective leaves the
+        # float range; the atoms and objectives are scaled back below
+        if _dask.is_dask_collection(X):
+            exponent = _dict_learning.fit_scale_exponent(_dask.abs_max(X))
+            X_fit = _dask.scaled(X, exponent)
+        else:
+            exponent = _dict_learning.fit_scale_exponent(_dict_learning._abs_max(X))
+            X_fit = np.ldexp(X, -exponent) if exponent else X
+        A0 = self._initial_dictionary(X_fit, random_state)
+        if exponent and not isinstance(self.init, str):
+            A0 = np.ldexp(A0, -exponent)
 
         def on_iteration(iteration, objective, atoms):
             # each encoding of the alternating loop is one callback task
@@ -504,7 +530,7 @@ class WeightedL1SparseCoder(
             )
 
         A, history, n_iter, n_reseeded = fit_function(
-            X,
+            X_fit,
             A0,
             float(self.alpha),
             max_iter=self.max_iter,
@@ -513,11 +539,12 @@ class WeightedL1SparseCoder(
             n_jobs=self.n_jobs,
             verbose=self.verbose,
             on_iteration=on_iteration,
+            scale_exponent=exponent,
         )
-        self.components_ = A.astype(X.dtype)
+        self.components_ = np.ldexp(A, exponent).astype(X.dtype)
         self.n_components_ = A.shape[0]
-        self.objective_path_ = np.asarray(history)
-        self.objective_ = history[-1]
+        self.objective_path_ = _dict_learning.unscaled_objective(history, exponent)
+        self.objective_ = float(self.objective_path_[-1])
         self.n_iter_ = n_iter
         self.n_steps_ = n_iter
         self.n_reseeded_ = n_reseeded
@@ -607,8 +634,8 @@ class WeightedL1SparseCoder(
         self : object
         """
         first = not hasattr(self, "components_")
-        if first:
-            self._validate_params()
+        # every call: parameters may have been set since the last one
+        self._validate_params()
         if is_torch_tensor(X):
             X = _to_numpy(_check_tensor(X))
         X = validate_data(self, X, dtype=_FLOATS, reset=first)
@@ -669,6 +696,7 @@ class WeightedL1SparseCoder(
             tensor ``X`` gives a tensor on the same device.
         """
         check_is_fitted(self)
+        self._validate_params()  # the transform settings may have been set since fit
         if _dask.is_dask_collection(X):
             X = _dask.check_dask_array(validate_data(self, X, reset=False, skip_check_array=True))
             return _dask.encode_dask(
@@ -724,6 +752,7 @@ class WeightedL1SparseCoder(
         score : float
         """
         check_is_fitted(self)
+        self._validate_params()
         if _dask.is_dask_collection(X):
             X = _dask.check_dask_array(validate_data(self, X, reset=False, skip_check_array=True))
             f = _dask.sample_objective_dask(

@@ -23,10 +23,12 @@ with its atoms, up to rounding.
 
 import math
 import time
+from numbers import Integral, Real
 
 import numpy as np
 
 from ._backends import _torch as _tb
+from ._objective import ALPHA_MAX
 
 torch = _tb.import_torch()  # an ImportError that says how to install torch
 nn = torch.nn
@@ -103,11 +105,13 @@ class UnrolledWLSC(nn.Module):
         dtype=None,
         device=None,
     ):
+        from sklearn.utils import check_scalar
+
         super().__init__()
-        self.n_components = int(n_components)
-        self.n_features = int(n_features)
-        self.alpha = float(alpha)
-        self.n_layers = int(n_layers)
+        self.n_components = check_scalar(n_components, "n_components", Integral, min_val=1)
+        self.n_features = check_scalar(n_features, "n_features", Integral, min_val=1)
+        self.alpha = float(check_scalar(alpha, "alpha", Real, min_val=0, max_val=ALPHA_MAX))
+        self.n_layers = check_scalar(n_layers, "n_layers", Integral, min_val=1)
         self.train_step = bool(train_step)
         device = _tb.resolve_device(device)
         if dictionary is None:
@@ -144,7 +148,17 @@ class UnrolledWLSC(nn.Module):
         return 1.0 / _tb.lipschitz_constant(self.weight)
 
     def encode(self, y):
-        """Codes of the rows of ``y``: Tensor of shape (n, m) on the simplex."""
+        """Codes of the rows of ``y``: Tensor of shape (n, m) on the simplex.
+
+        ``y`` must have shape (n, n_features). Its values are not checked
+        (that would synchronize a GPU at every call): non-finite samples
+        give non-finite codes.
+        """
+        if y.ndim != 2 or y.shape[1] != self.n_features:
+            raise ValueError(
+                f"y has shape {tuple(y.shape)}, but (n_samples, n_features) with "
+                f"n_features={self.n_features} is required."
+            )
         y = y.to(dtype=self.weight.dtype)
         # the network runs on samples and atoms centered at the atoms' mean,
         # as the backends do; its first step (from z = 0, off the simplex's
@@ -261,18 +275,35 @@ def train_unrolled(
     n_epochs : int
         Number of epochs run.
     """
+    from sklearn.utils import check_array, check_scalar
+
+    from ._estimator import _check_tensor
+
+    check_scalar(alpha, "alpha", Real, min_val=0, max_val=ALPHA_MAX)
+    check_scalar(n_layers, "n_layers", Integral, min_val=1)
+    check_scalar(learning_rate, "learning_rate", Real, min_val=0, include_boundaries="neither")
+    check_scalar(batch_size, "batch_size", Integral, min_val=1)
+    check_scalar(max_epochs, "max_epochs", Integral, min_val=0)
+    check_scalar(tol, "tol", Real, min_val=0)
     device = _tb.resolve_device(device)
     if isinstance(Y, torch.Tensor):
-        Yt = Y.detach()
+        Yt = _check_tensor(Y.detach(), "Y")
         device = Yt.device if device is None else device
     else:
-        Yt = _tb.TorchBackend._to_tensor(Y, "cpu")
+        Yt = _tb.TorchBackend._to_tensor(
+            check_array(Y, dtype=[np.float64, np.float32], input_name="Y"), "cpu"
+        )
         device = torch.device("cpu") if device is None else device
-    if not Yt.is_floating_point():
-        Yt = Yt.to(torch.get_default_dtype())
     dtype = Yt.dtype
-    if not isinstance(A0, torch.Tensor):
-        A0 = torch.from_numpy(np.array(A0, dtype=np.float64))
+    if isinstance(A0, torch.Tensor):
+        A0 = _check_tensor(A0.detach(), "A0", n_features=Yt.shape[1])
+    else:
+        A0 = torch.from_numpy(check_array(A0, dtype=np.float64, input_name="A0"))
+    if A0.shape[1] != Yt.shape[1]:
+        raise ValueError(
+            f"A0 has {A0.shape[1]} features, but Y has {Yt.shape[1]}; the atoms "
+            "must live in the samples' space."
+        )
     A0 = A0.detach().to(device=device, dtype=torch.float64)
 
     # standardize, F(Y, A) = rms² F((Y − μ)/rms, (A − μ)/rms), in float64

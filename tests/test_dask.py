@@ -106,6 +106,40 @@ def test_non_finite_block_raises(client):
         _dask.encode_dask(da.from_array(Y, chunks=1000), A, 0.5).compute()
 
 
+@pytest.mark.parametrize(
+    ("values", "match"),
+    [
+        (np.ones((6, 3)) + 1j, "Complex data not supported"),
+        (np.array([["a", "b", "c"], ["d", "e", "f"]]), "numeric"),
+        (np.empty((0, 3)), "0 sample"),
+        (np.empty((4, 0)), "0 feature"),
+    ],
+)
+def test_bad_dask_input_is_refused_before_any_task_runs(values, match):
+    X = da.from_array(values, chunks=2)
+    fitted = WeightedL1SparseCoder(2, random_state=0).fit(np.random.default_rng(0).random((9, 3)))
+    with pytest.raises(ValueError, match=match):
+        WeightedL1SparseCoder(2).fit(X)
+    with pytest.raises(ValueError, match=match):
+        fitted.transform(X)
+    with pytest.raises(ValueError, match=match):
+        fitted.score(X)
+    with pytest.raises(ValueError, match=match):
+        sparse_encode(X, fitted.components_)
+
+
+@pytest.mark.parametrize("exponent", [-900, 900])
+def test_dask_fit_of_extreme_data_is_the_fit_of_the_data(client, exponent):
+    Y, _ = make_problem(np.random.default_rng(5), n=400, d=5, m=6)
+    ref = WeightedL1SparseCoder(6, random_state=0).fit(da.from_array(Y, chunks=100))
+    scaled = WeightedL1SparseCoder(6, random_state=0).fit(
+        da.from_array(np.ldexp(Y, exponent), chunks=100)
+    )
+    assert scaled.n_iter_ == ref.n_iter_
+    np.testing.assert_array_equal(np.ldexp(scaled.components_, -exponent), ref.components_)
+    assert scaled.objective_ == (0.0 if exponent < 0 else np.inf)
+
+
 def test_tasks_use_the_workers_threads(client):
     assert _dask.task_n_jobs(None) is None  # on the client
     assert client.submit(_dask.task_n_jobs, None, pure=False).result() == 1

@@ -501,3 +501,44 @@ def test_train_unrolled_lowers_objective_on_digits(digits):
     A4, _, _ = train_unrolled(Y[:300], A0, random_state=0, **kw)
     np.testing.assert_array_equal(A2, A4)
     assert not np.array_equal(A2, A3)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"n_components": 0}, "n_components == 0"),
+        ({"n_features": 2.5}, "n_features must be an instance of int"),
+        ({"n_layers": 0}, "n_layers == 0"),
+        ({"alpha": -1.0}, "alpha == -1.0"),
+        ({"alpha": 1e7}, "alpha == 10000000.0"),
+    ],
+)
+def test_unrolled_module_refuses_bad_parameters(kwargs, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        UnrolledWLSC(**{"n_components": 4, "n_features": 3, **kwargs})
+
+
+def test_unrolled_module_refuses_samples_of_the_wrong_shape():
+    model = UnrolledWLSC(4, 3, dictionary=np.eye(4, 3))
+    with pytest.raises(ValueError, match=r"y has shape \(5, 4\).*n_features=3"):
+        model(torch.zeros(5, 4, dtype=torch.float64))
+    with pytest.raises(ValueError, match="y has shape"):
+        model.encode(torch.zeros(3, dtype=torch.float64))
+
+
+@pytest.mark.parametrize(
+    ("Y", "A0", "kwargs", "match"),
+    [
+        (np.full((5, 3), np.nan), np.zeros((2, 3)), {}, "NaN"),
+        (torch.full((5, 3), float("inf")), np.zeros((2, 3)), {}, "NaN or infinity"),
+        (np.ones((5, 3)), np.zeros((2, 4)), {}, "A0 has 4 features, but Y has 3"),
+        (np.ones((5, 3)), np.full((2, 3), np.nan), {}, "NaN"),
+        (np.ones((0, 3)), np.zeros((2, 3)), {}, "0 sample"),
+        (np.ones((5, 3)), np.zeros((2, 3)), {"learning_rate": 0.0}, "learning_rate"),
+        (np.ones((5, 3)), np.zeros((2, 3)), {"batch_size": 0}, "batch_size"),
+        (np.ones((5, 3)), np.zeros((2, 3)), {"alpha": 2e6}, "alpha"),
+    ],
+)
+def test_train_unrolled_refuses_bad_input(Y, A0, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        train_unrolled(Y, A0, max_epochs=1, **kwargs)

@@ -49,6 +49,8 @@ def test_bad_data_sparse_encode(data, error, match):
     [
         ({"alpha": -1.0}, "alpha"),
         ({"alpha": np.inf}, "alpha"),
+        ({"alpha": 1e17}, r"alpha.*\[0\.0, 1000000\.0\]"),
+        ({"n_jobs": 0}, "n_jobs"),
         ({"n_components": 0}, "n_components"),
         ({"n_components": 2.5}, "n_components"),
         ({"n_components": "3"}, "n_components"),
@@ -70,6 +72,8 @@ def test_bad_parameters(params, match):
     "kwargs,match",
     [
         ({"alpha": -0.5}, "alpha"),
+        ({"alpha": 1e7}, "alpha"),
+        ({"n_jobs": 0}, "n_jobs"),
         ({"algorithm": "omp"}, "algorithm"),
         ({"backend": "jax"}, "backend"),
         ({"n_layers": 0}, "n_layers"),
@@ -79,6 +83,39 @@ def test_bad_parameters(params, match):
 def test_sparse_encode_bad_parameters(kwargs, match):
     with pytest.raises((ValueError, TypeError), match=match):
         sparse_encode(GOOD, ATOMS, **kwargs)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("algorithm", ["exact", "unrolled"])
+def test_largest_alpha_still_gives_nearest_atom_codes(fast_backend, dtype, algorithm):
+    # at the bound, codes are the hard assignments to the nearest atom,
+    # on the simplex, in both dtypes
+    from sklearn_wlsc._objective import ALPHA_MAX
+
+    Y, A = GOOD.astype(dtype), ATOMS.astype(dtype)
+    X = np.asarray(sparse_encode(Y, A, alpha=ALPHA_MAX, algorithm=algorithm, backend=fast_backend))
+    nearest = ((Y[:, None, :].astype(np.float64) - A[None]) ** 2).sum(axis=2).argmin(axis=1)
+    np.testing.assert_array_equal(X, np.eye(len(A), dtype=dtype)[nearest])
+
+
+def test_parameters_set_after_fit_are_validated_when_used():
+    est = WeightedL1SparseCoder(3, random_state=0).fit(GOOD)
+    with pytest.raises(ValueError, match="transform_algorithm"):
+        clone_with(est, transform_algorithm="zzz").transform(GOOD)
+    with pytest.raises(ValueError, match="n_layers"):
+        clone_with(est, transform_algorithm="unrolled", n_layers=0).transform(GOOD)
+    with pytest.raises(ValueError, match="alpha"):
+        clone_with(est, alpha=-1.0).score(GOOD)
+    partial = WeightedL1SparseCoder(3, random_state=0).partial_fit(GOOD)
+    with pytest.raises(ValueError, match="alpha"):
+        partial.set_params(alpha=-1.0).partial_fit(GOOD)
+
+
+def clone_with(est, **params):
+    """``est`` itself (fitted), with ``params`` set after the fit."""
+    import copy
+
+    return copy.deepcopy(est).set_params(**params)
 
 
 def test_sparse_encode_bad_dictionary():
@@ -182,3 +219,55 @@ def test_huge_data_scales_components_and_objective():
     np.testing.assert_allclose(big.components_, est.components_ * 1e100, rtol=1e-6)
     assert big.objective_ == pytest.approx(est.objective_ * 1e200, rel=1e-6)
     np.testing.assert_allclose(big.transform(Y * 1e100), est.transform(Y), atol=1e-6)
+
+
+@pytest.mark.parametrize("exponent", [-1000, -900, -530, -200, 200, 530, 1000])
+def test_fit_of_data_of_extreme_magnitude_is_the_fit_of_the_data(exponent):
+    # squared distances and objectives of such data leave the float range;
+    # the fit runs on the data divided by a power of two, so its atoms and
+    # codes are exactly those of the unscaled data, scaled
+    rng = np.random.default_rng(0)
+    Y, _ = make_problem(rng, n=30, d=4, m=5)
+    est = WeightedL1SparseCoder(5, random_state=0).fit(Y)
+    Y_s = np.ldexp(Y, exponent)
+    scaled = WeightedL1SparseCoder(5, random_state=0).fit(Y_s)
+    assert scaled.n_iter_ == est.n_iter_
+    np.testing.assert_array_equal(np.ldexp(scaled.components_, -exponent), est.components_)
+    np.testing.assert_array_equal(scaled.transform(Y_s), est.transform(Y))
+    # the objective, in the data's units, is 0 or inf where F itself
+    # leaves the float range
+    with np.errstate(over="ignore", under="ignore"):
+        expected = np.ldexp(est.objective_path_, 2 * exponent)
+    np.testing.assert_array_equal(scaled.objective_path_, expected)
+
+
+@pytest.mark.filterwarnings("ignore:Alternating minimization did not converge")
+def test_fit_of_extreme_data_reports_progress_in_the_data_units(capsys):
+    rng = np.random.default_rng(1)
+    Y, _ = make_problem(rng, n=30, d=4, m=5)
+    seen = {}
+    for exponent in (0, 80):
+        WeightedL1SparseCoder(5, random_state=0, verbose=1, max_iter=3).fit(np.ldexp(Y, exponent))
+        lines = [line for line in capsys.readouterr().out.splitlines() if "objective" in line]
+        seen[exponent] = [float(line.split("objective ")[1].split(",")[0]) for line in lines]
+    assert len(seen[80]) == len(seen[0]) > 1
+    np.testing.assert_allclose(seen[80], np.ldexp(seen[0], 160), rtol=1e-6)
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy", "torch"])
+@pytest.mark.parametrize("algorithm", ["exact", "unrolled"])
+def test_float32_data_with_a_dictionary_beyond_the_float32_range(backend, algorithm):
+    # the atoms are scaled with the data before they are cast to float32
+    if backend == "torch":
+        pytest.importorskip("torch")
+    rng = np.random.default_rng(3)
+    Y = (rng.random((25, 4)) * 1e38).astype(np.float32)  # within float32's range
+    A = rng.random((5, 4)) * 2e39  # beyond it
+    X32 = sparse_encode(Y, A, algorithm=algorithm, backend=backend)
+    X64 = sparse_encode(Y.astype(np.float64), A, algorithm=algorithm, backend=backend)
+    assert X32.dtype == np.float32
+    np.testing.assert_allclose(X32, X64, atol=1e-4)
+    est = WeightedL1SparseCoder(5, random_state=0, backend=backend).fit(rng.random((40, 4)) * 1e39)
+    codes = est.transform(Y)
+    np.testing.assert_allclose(codes, est.transform(Y.astype(np.float64)), atol=1e-4)
+    assert np.isfinite(est.score(Y))

@@ -756,10 +756,13 @@ class TorchBackend(Backend):
             return float(t.abs().max()) if t.numel() else 0.0
 
         with torch.no_grad():
-            A = self._to_tensor(A, Y.device, dtype=Y.dtype)
+            # the atoms are scaled in their own precision, then cast: a
+            # float64 dictionary can lie beyond the float32 range of float32
+            # data
+            A = self._to_tensor(A, Y.device)
             Y = Y.detach()
             e_data = power_of_two_exponent(abs_max(A), abs_max(Y))
-            A_c = _times_power_of_two(A, -e_data)
+            A_c = _times_power_of_two(A, -e_data).to(Y.dtype)
             shift = A_c.mean(dim=0)
             A_c = A_c - shift
             e_centered = power_of_two_exponent(
