@@ -8,6 +8,7 @@ import argparse
 import os
 import sys
 import time
+import warnings
 
 
 class CLIError(Exception):
@@ -49,6 +50,8 @@ def load_data(path, key=None):
         raise CLIError(
             f"{path} holds an array of shape {data.shape}; expected 2-D (n_samples, n_features)"
         )
+    if data.size == 0:
+        raise CLIError(f"{path} holds no data (shape {data.shape})")
     if not np.issubdtype(data.dtype, np.number) or np.iscomplexobj(data):
         raise CLIError(f"{path} holds {data.dtype} data; expected real numbers")
     data = data.astype(np.float64, copy=False)
@@ -68,18 +71,32 @@ def _load_csv(path):
         skip = 0
     except ValueError:
         skip = 1  # a header line
-    return np.loadtxt(path, delimiter=",", skiprows=skip, ndmin=2)
+    with warnings.catch_warnings():
+        # an empty file: said once, as "holds no data", by load_data
+        warnings.filterwarnings("ignore", message=".*input contained no data")
+        return np.loadtxt(path, delimiter=",", skiprows=skip, ndmin=2)
+
+
+def check_output(path):
+    """Refuse an output name that :func:`save_array` cannot write as named,
+    before any work is done."""
+    if os.path.splitext(path)[1].lower() not in (".npy", ".csv"):
+        raise CLIError(f"cannot write {path}: the output must be a .npy or .csv file")
 
 
 def save_array(path, array):
+    """Write ``array`` to the ``.npy`` or ``.csv`` file ``path``; integers as
+    integers in CSV."""
     import numpy as np
 
-    ext = os.path.splitext(path)[1].lower()
+    check_output(path)
     try:
-        if ext == ".csv":
-            np.savetxt(path, array, delimiter=",")
+        if path.lower().endswith(".csv"):
+            fmt = "%d" if np.issubdtype(array.dtype, np.integer) else "%.18e"
+            np.savetxt(path, array, delimiter=",", fmt=fmt)
         else:
-            np.save(path, array)
+            with open(path, "wb") as f:  # np.save would append .npy to other names
+                np.save(f, array)
     except OSError as exc:
         raise CLIError(f"cannot write {path}: {exc}") from None
 
@@ -94,7 +111,9 @@ def load_model(path):
     try:
         model = joblib.load(path)
     except Exception as exc:  # unpickling reports many exception types
-        raise CLIError(f"cannot load a model from {path}: {exc}") from None
+        raise CLIError(
+            f"cannot load a model from {path}: not a file written by `wlsc fit` ({exc})"
+        ) from None
     if not isinstance(model, WeightedL1SparseCoder):
         raise CLIError(f"{path} holds a {type(model).__name__}, not a WeightedL1SparseCoder")
     return model
@@ -255,6 +274,7 @@ def cmd_fit(args):
 
 
 def cmd_transform(args):
+    check_output(args.output)
     model = load_model(args.model)
     X = load_data(args.data, args.key)
     if X.shape[1] != model.n_features_in_:
@@ -275,6 +295,7 @@ def cmd_cluster(args):
 
     from ._clustering import SimplexSpectralClustering
 
+    check_output(args.output)
     X = load_data(args.data, args.key)
     if X.shape[0] < args.n_clusters:
         raise CLIError(

@@ -505,6 +505,18 @@ class SimplexSpectralEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin
         # a row on the simplex carries mass one: Σ s / m is n / m without isolated rows
         min_support = s.sum() / m if self.min_support is None else self.min_support
         self.n_graph_components_, self.core_atoms_ = _graph_components(XtX, s, min_support)
+        if not self.core_atoms_.any():
+            reason = (
+                "every code is zero"
+                if not s.any()
+                else f"no connected component of the sample-atom graph carries "
+                f"min_support={min_support:g} of the samples' mass (lower min_support)"
+            )
+            warnings.warn(
+                f"Nothing to embed: {reason}; every embedded sample is zero.",
+                UserWarning,
+                stacklevel=3,
+            )
         k = self.n_components
         if min_support == 0:
             P, sigma = simplex_spectral_projection(XtX, s, k, core=self.core_atoms_)

@@ -64,6 +64,15 @@ def is_dask_collection(X):
     return bool(_is(X))
 
 
+def column_meta(X):
+    """What scikit-learn's feature-name and feature-count checks should see
+    of a dask collection: a dask dataframe's empty pandas ``_meta`` (which
+    carries its column names; scikit-learn finds none on the lazy frame),
+    else ``X`` itself."""
+    meta = getattr(X, "_meta", None)
+    return meta if hasattr(meta, "columns") else X
+
+
 def check_dask_array(X, *, dtype=(np.float64, np.float32)):
     """The public edge's checks for a dask input, lazily.
 

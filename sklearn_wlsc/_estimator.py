@@ -486,7 +486,8 @@ class WeightedL1SparseCoder(
         if is_torch_tensor(X):
             X = _to_numpy(_check_tensor(X))
         if _dask.is_dask_collection(X):
-            X = _dask.check_dask_array(validate_data(self, X, skip_check_array=True))
+            validate_data(self, _dask.column_meta(X), skip_check_array=True)
+            X = _dask.check_dask_array(X)
             if self.fit_algorithm == "unrolled":
                 raise ValueError(
                     "fit_algorithm='unrolled' needs the data in memory; use "
@@ -698,7 +699,8 @@ class WeightedL1SparseCoder(
         check_is_fitted(self)
         self._validate_params()  # the transform settings may have been set since fit
         if _dask.is_dask_collection(X):
-            X = _dask.check_dask_array(validate_data(self, X, reset=False, skip_check_array=True))
+            validate_data(self, _dask.column_meta(X), reset=False, skip_check_array=True)
+            X = _dask.check_dask_array(X)
             return _dask.encode_dask(
                 X, self.components_, float(self.alpha), **self._dask_encode_kwargs()
             )
@@ -754,7 +756,8 @@ class WeightedL1SparseCoder(
         check_is_fitted(self)
         self._validate_params()
         if _dask.is_dask_collection(X):
-            X = _dask.check_dask_array(validate_data(self, X, reset=False, skip_check_array=True))
+            validate_data(self, _dask.column_meta(X), reset=False, skip_check_array=True)
+            X = _dask.check_dask_array(X)
             f = _dask.sample_objective_dask(
                 X, self.components_, float(self.alpha), **self._dask_encode_kwargs()
             )

@@ -9,10 +9,11 @@ downloader is never involved, and scikit-image is not even imported).
 
 import functools
 import importlib.util
+import numbers
 from pathlib import Path
 
 import numpy as np
-from sklearn.utils import Bunch, check_random_state
+from sklearn.utils import Bunch, check_array, check_random_state, check_scalar
 
 __all__ = ["available_images", "load_natural_image_patches", "whiten_image"]
 
@@ -146,7 +147,9 @@ def whiten_image(image, f0=_F0):
     whitened : ndarray of shape (height, width)
         Zero mean, unit variance (unless the image is constant: zeros).
     """
-    image = np.asarray(image, dtype=np.float64)
+    # 2-D, real, finite and non-empty, or a ValueError that says which
+    image = check_array(image, dtype=np.float64, input_name="image")
+    check_scalar(f0, "f0", numbers.Real, min_val=0, include_boundaries="neither")
     h, w = image.shape
     ext = np.pad(image - image.mean(), ((0, h), (0, w)), mode="symmetric")
     fy = np.fft.fftfreq(2 * h)[:, None]

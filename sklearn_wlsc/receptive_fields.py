@@ -82,7 +82,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import optimize, stats
-from sklearn.utils import check_random_state
+from sklearn.utils import check_array, check_random_state
 
 __all__ = [
     "GaborFit",
@@ -644,9 +644,11 @@ def fit_gabors(
     >>> round(float(fit.frequency[0]), 3), round(float(fit.phase[0]), 3), bool(fit.valid[0])
     (0.15, 1.2, True)
     """
-    atoms = np.asarray(atoms, dtype=np.float64)
+    atoms = np.asarray(atoms)
     if atoms.ndim == 1:
         atoms = atoms[None]
+    # real, finite, at least one atom, or a ValueError that says which
+    atoms = check_array(atoms, dtype=np.float64, input_name="atoms", allow_nd=True)
     h, w = (int(v) for v in patch_shape)
     if atoms.ndim != 2 or atoms.shape[1] != h * w:
         raise ValueError(
@@ -654,8 +656,6 @@ def fit_gabors(
         )
     if int(n_starts) < 1:
         raise ValueError(f"n_starts must be at least 1, got {n_starts}.")
-    if not np.all(np.isfinite(atoms)):
-        raise ValueError("atoms contain NaN or infinity.")
     rng = check_random_state(random_state)
     seeds = rng.randint(0, 2**31 - 1, size=atoms.shape[0])
     args = [(atom, (h, w), int(n_starts), int(s), int(max_nfev)) for atom, s in zip(atoms, seeds)]

@@ -111,6 +111,36 @@ def test_errors_are_one_line(data_files, tmp_path, capsys):
         wlsc("cluster", data_files / "Y.npy", "--n-clusters", 1000, "-o", tmp_path / "l.npy"),
         "fewer than --n-clusters",
     )
+    (tmp_path / "empty.csv").write_text("")
+    _one_error_line(wlsc("fit", tmp_path / "empty.csv", "-o", model), "holds no data")
+    np.save(tmp_path / "rows0.npy", np.zeros((0, 4)))
+    _one_error_line(wlsc("fit", tmp_path / "rows0.npy", "-o", model), "holds no data")
+    _one_error_line(
+        wlsc("transform", model, data_files / "Y.npy", "-o", tmp_path / "codes.txt"),
+        "must be a .npy or .csv file",
+    )
+    assert not (tmp_path / "codes.txt").exists() and not (tmp_path / "codes.txt.npy").exists()
+    _one_error_line(
+        wlsc("cluster", data_files / "Y.npy", "--n-clusters", 2, "-o", tmp_path / "l.dat"),
+        "must be a .npy or .csv file",
+    )
+
+
+def test_outputs_are_written_under_the_names_given(data_files, tmp_path):
+    model = tmp_path / "m.joblib"
+    assert wlsc("fit", data_files / "Y.npy", "--n-components", 3, "-o", model).returncode == 0
+    for name in ("codes.NPY", "codes.csv"):
+        result = wlsc("transform", model, data_files / "Y.npy", "-o", tmp_path / name)
+        assert result.returncode == 0, result.stderr
+        assert f"saved to {tmp_path / name}" in result.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["codes.NPY", "codes.csv", "m.joblib"]
+    np.testing.assert_allclose(
+        np.loadtxt(tmp_path / "codes.csv", delimiter=","), np.load(tmp_path / "codes.NPY")
+    )
+    result = wlsc("cluster", data_files / "Y.npy", "--n-clusters", 3, "-o", tmp_path / "l.csv")
+    assert result.returncode == 0, result.stderr
+    lines = (tmp_path / "l.csv").read_text().split()
+    assert len(lines) == 90 and set(lines) <= {"0", "1", "2"}
 
 
 def test_warmup_end_to_end():

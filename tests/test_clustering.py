@@ -608,3 +608,15 @@ def test_digits_ari_goal():
     X, y = load_digits(return_X_y=True)
     model = SimplexSpectralClustering(10, random_state=0).fit(X)
     assert adjusted_rand_score(y, model.labels_) >= 0.85
+
+
+def test_embedding_of_nothing_warns():
+    from sklearn_wlsc import SimplexSpectralEmbedding
+
+    with pytest.warns(UserWarning, match="every code is zero"):
+        E = SimplexSpectralEmbedding(2).fit_transform(np.zeros((120, 12)))
+    assert not E.any()
+    X = np.random.default_rng(0).dirichlet(np.full(12, 0.2), size=120)
+    with pytest.warns(UserWarning, match="min_support=1e\\+09"):
+        E = SimplexSpectralEmbedding(2, min_support=1e9).fit_transform(X)
+    assert not E.any()

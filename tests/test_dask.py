@@ -128,6 +128,22 @@ def test_bad_dask_input_is_refused_before_any_task_runs(values, match):
         sparse_encode(X, fitted.components_)
 
 
+def test_dask_dataframe_feature_names_are_kept_and_checked():
+    dd = pytest.importorskip("dask.dataframe")
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame(np.random.default_rng(0).random((40, 3)), columns=["a", "b", "c"])
+    with dask.config.set(scheduler="synchronous"):
+        est = WeightedL1SparseCoder(2, random_state=0).fit(dd.from_pandas(frame, npartitions=2))
+        assert list(est.feature_names_in_) == ["a", "b", "c"]
+        renamed = dd.from_pandas(frame.rename(columns={"a": "z"}), npartitions=2)
+        with pytest.raises(ValueError, match="feature names should match"):
+            est.transform(renamed)
+        with pytest.raises(ValueError, match="feature names should match"):
+            est.score(renamed)
+        codes = est.transform(dd.from_pandas(frame, npartitions=2)).compute()
+    np.testing.assert_allclose(codes, est.transform(frame), atol=1e-12)
+
+
 @pytest.mark.parametrize("exponent", [-900, 900])
 def test_dask_fit_of_extreme_data_is_the_fit_of_the_data(client, exponent):
     Y, _ = make_problem(np.random.default_rng(5), n=400, d=5, m=6)

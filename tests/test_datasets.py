@@ -150,3 +150,18 @@ def test_optional_skimage_images_read_from_package_dir(tmp_path, monkeypatch):
 def test_invalid_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         load_natural_image_patches(**{"n_patches": 10, **kwargs})
+
+
+@pytest.mark.parametrize(
+    ("image", "kwargs", "match"),
+    [
+        (np.full((8, 8), np.nan), {}, "NaN"),
+        (np.random.default_rng(0).random(32), {}, "Expected 2D array"),
+        (np.ones((8, 8)) + 1j, {}, "Complex data not supported"),
+        (np.zeros((0, 8)), {}, "0 sample"),
+        (np.ones((8, 8)), {"f0": 0.0}, "f0"),
+    ],
+)
+def test_whiten_image_refuses_bad_input(image, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        whiten_image(image, **kwargs)

@@ -324,3 +324,17 @@ def test_plots_smoke(synthetic):
     assert rf.plot_nx_ny(fit, ax=axes[1], label="model", v1={"nx": [0.2], "ny": [0.3]}) is axes[1]
     assert rf.plot_phase_histogram(fit, ax=axes[2], v1_phase=[0.1, 1.5]) is axes[2]
     plt.close(fig)
+
+
+@pytest.mark.parametrize(
+    ("atoms", "match"),
+    [
+        (np.zeros((0, 64)), "0 sample"),
+        (np.ones((1, 64)) + 1j, "Complex data not supported"),
+        (np.full(64, np.inf), "infinity"),
+        (np.ones((2, 63)), "shape"),
+    ],
+)
+def test_fit_gabors_refuses_bad_atoms(atoms, match):
+    with pytest.raises(ValueError, match=match):
+        rf.fit_gabors(atoms, (8, 8))
