@@ -135,8 +135,8 @@ def sparse_encode(
         The atoms, one per row.
     alpha : float, default=0.5
         Weight of the locality penalty (K-Deep Simplex's ``penalty``), at
-        most ``1e6`` (beyond, rounding no longer resolves the simplex; codes
-        are hard nearest-atom assignments well before).
+        most ``1e6`` (codes are hard nearest-atom assignments well before;
+        larger values would only cost accuracy).
     algorithm : {"exact", "unrolled"}, default="exact"
         ``"exact"`` solves to a certified duality gap with an active-set
         method; ``"unrolled"`` runs ``n_layers`` accelerated projected-
@@ -258,8 +258,8 @@ class WeightedL1SparseCoder(
         Number of atoms ``m``. ``None`` uses ``n_features``.
     alpha : float, default=0.5
         Weight of the locality penalty (K-Deep Simplex's ``penalty``), at
-        most ``1e6`` (beyond, rounding no longer resolves the simplex; codes
-        are hard nearest-atom assignments well before). The objective is
+        most ``1e6`` (codes are hard nearest-atom assignments well before;
+        larger values would only cost accuracy). The objective is
         invariant to rescaling the data, so ``alpha`` needs no adjustment to
         the data's units.
     n_layers : int, default=50

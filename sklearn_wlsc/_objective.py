@@ -23,12 +23,11 @@ import math
 import numpy as np
 from scipy import sparse
 
-# the largest locality weight α accepted. The encoders' linear term grows
-# like α while the quadratic one does not, so beyond this the gradient steps
-# and thresholds carry magnitudes whose rounding (in float32 from about
-# α = 1e8, in float64 from about 1e13) no longer resolves the unit simplex:
-# codes left it or came out as zeros. Codes are hard nearest-atom
-# assignments long before this bound.
+# the largest locality weight α accepted. Codes are hard nearest-atom
+# assignments long before it; beyond, the encoders' linear term, which
+# grows like α while the quadratic one does not, only moves toward the
+# float range (float32 overflows near 1e38) and makes the exact encoder's
+# Newton steps cancel terms of order α, costing accuracy for nothing.
 ALPHA_MAX = 1e6
 
 # codes with at most this fraction of nonzero entries are multiplied as CSR

@@ -13,7 +13,9 @@ def project_simplex(V):
     Trusts its input: ``V`` must be a finite floating-point 2-D array.
 
     The projection of a row ``v`` is ``max(v - tau, 0)`` where the threshold
-    ``tau`` makes the row sum to one. It is found with the sort-based method
+    ``tau`` makes the row sum to one; it is computed on ``v - max(v)``, which
+    has the same projection, so that rows far from zero keep the bits that
+    sum to one. It is found with the sort-based method
     (Held, Wolfe and Crowder 1974; Duchi et al. 2008) in ``O(m log m)``.
 
     Parameters
@@ -28,6 +30,10 @@ def project_simplex(V):
     """
     V = np.asarray(V)
     n, m = V.shape
+    # the projection is shift-invariant; shifted by its largest entry, a row
+    # keeps its top entries exact, so that the threshold's "− 1" and the sum
+    # to one survive rounding however far the row lies from zero
+    V = V - V.max(axis=1, keepdims=True) if n and m else V
     U = -np.sort(-V, axis=1)
     cssv = np.cumsum(U, axis=1) - 1.0
     ind = np.arange(1, m + 1, dtype=V.dtype)

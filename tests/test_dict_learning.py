@@ -160,3 +160,26 @@ def test_repeated_fits_are_bitwise_identical():
     assert len(digests) == 8
     assert len(set(digests[:4])) == 1, digests
     assert len(set(digests[4:])) == 1, digests
+
+
+def test_exact_encoder_survives_a_support_emptied_by_rounding():
+    # at alpha = 1e14 (beyond what the estimators accept) the active set's
+    # Newton steps cancel terms of order alpha, and rounding once dropped
+    # every coordinate of a warm-started support: the kernel divided by an
+    # empty sum and raised ZeroDivisionError. It now restarts from the best
+    # vertex, and the fit completes with codes on the simplex
+    X = np.random.RandomState(0).rand(30, 5)
+    A0 = X[:4].copy()
+    A, history, _, _ = alternating_fit(
+        X,
+        A0,
+        1e14,
+        get_backend("numba"),
+        max_iter=20,
+        tol=1e-4,
+        encode_params={"tol": 1e-10, "max_iter": None},
+    )
+    assert np.all(np.isfinite(A)) and np.all(np.isfinite(history))
+    codes = encode_pass(X, A, 1e14, get_backend("numba"), algorithm="exact").codes
+    assert codes.min() >= 0
+    np.testing.assert_allclose(codes.sum(axis=1), 1.0, atol=1e-12)

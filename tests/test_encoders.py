@@ -390,3 +390,22 @@ def test_exact_warm_start_reaches_same_optimum(backend, rng, alpha):
             err_msg=name,
         )
         np.testing.assert_allclose(warm, cold, atol=1e-6, err_msg=name)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_unrolled_codes_of_samples_far_from_the_atoms_are_on_the_simplex(backend, dtype):
+    # a sample 1e8 (float32) or 1e17 (float64) atom-spreads from the atoms
+    # makes the steps' values that large; the projections work around their
+    # top entries, so the codes stay on the simplex: here the nearest atom
+    far = 1e8 if dtype == np.float32 else 1e17
+    A = np.array([[0.0, 0.0], [1e-4, 0.0], [0.0, 1e-4]], dtype)
+    Y = np.array([[1e4, 5e3]], dtype)
+    rng = np.random.default_rng(0)
+    A2 = rng.normal(size=(5, 3)).astype(dtype)
+    Y2 = np.array([[far, 0.0, 0.0]], dtype)
+    for Yi, Ai in [(Y, A), (Y2, A2)]:
+        X = np.asarray(sparse_encode(Yi, Ai, algorithm="unrolled", backend=backend))
+        exact = np.asarray(sparse_encode(Yi, Ai, backend=backend))
+        assert X.min() >= 0
+        np.testing.assert_allclose(X.sum(axis=1), 1.0, atol=1e-6)
+        np.testing.assert_array_equal(X, exact)

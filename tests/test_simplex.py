@@ -132,3 +132,40 @@ def test_backend_projection(backend, dtype, atol):
     np.testing.assert_allclose(X, project_simplex(V.astype(np.float64)), atol=atol)
     # idempotent on the backend itself
     np.testing.assert_allclose(get_backend(backend).project_simplex(X), X, atol=atol)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@given(
+    V=arrays(np.float64, st.tuples(st.integers(1, 6), st.integers(1, 20)), elements=finite),
+    offset=st.sampled_from([0.0, 3.0, -50.0, 1e8, -1e8, 1e17, 1e30, -1e30]),
+)
+@settings(max_examples=60, deadline=None)
+def test_projection_stays_on_the_simplex_far_from_zero(dtype, V, offset):
+    # far from zero, v − τ keeps too few bits to sum to one unless the row
+    # is projected around its top entries (it once gave rows of zeros)
+    W = (V + offset).astype(dtype)
+    m = W.shape[1]
+    tol = 4 * m * np.finfo(dtype).eps
+    for name in ["numpy", "numba", "torch"]:
+        if name == "torch":
+            pytest.importorskip("torch")
+        X = np.asarray(get_backend(name).project_simplex(W))
+        assert X.dtype == dtype and X.min() >= 0, name
+        np.testing.assert_allclose(X.sum(axis=1), 1.0, atol=tol, err_msg=name)
+        # the largest entry of each row keeps a positive weight
+        assert np.all(X[np.arange(len(W)), W.argmax(axis=1)] > 0), name
+    np.testing.assert_allclose(
+        get_backend("numba").project_simplex(W), project_simplex(W), atol=tol
+    )
+
+
+def test_reference_projection_of_rows_far_from_zero():
+    cases = [
+        (np.array([[1e17, 1e17]]), [[0.5, 0.5]]),
+        (np.full((1, 6), 1e12, np.float32), [[1 / 6] * 6]),
+        (np.array([[1e150, -1e150, 3.0]]), [[1.0, 0.0, 0.0]]),
+        (np.array([[3e8, 3e8, 1.0]], np.float32), [[0.5, 0.5, 0.0]]),
+    ]
+    for V, expected in cases:
+        for name in ["numpy", "numba"]:
+            np.testing.assert_allclose(get_backend(name).project_simplex(V), expected, rtol=1e-6)

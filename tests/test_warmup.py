@@ -10,7 +10,7 @@ import pytest
 
 import sklearn_wlsc
 
-_KERNELS = ("project_rows", "unrolled_encode", "exact_encode")
+_KERNELS = ("project_rows", "unrolled_encode", "unrolled_encode_far", "exact_encode")
 
 _CACHE_STATS = textwrap.dedent(
     """
@@ -81,10 +81,16 @@ _CODES_DIGEST = textwrap.dedent(
                 )
                 key = f"{algorithm} {dtype} {alpha}"
                 digests[key] = hashlib.sha256(X.tobytes()).hexdigest()
+        # alpha = 1e5 puts every row far from zero: the shifting kernel
+        X = sparse_encode(
+            Y.astype(dtype), A.astype(dtype), alpha=1e5, algorithm="unrolled",
+            n_layers=30, backend="numba",
+        )
+        digests[f"unrolled {dtype} far"] = hashlib.sha256(X.tobytes()).hexdigest()
     stats = {
         k: [sum(getattr(_numba, k).stats.cache_hits.values()),
             sum(getattr(_numba, k).stats.cache_misses.values())]
-        for k in ("unrolled_encode", "exact_encode")
+        for k in ("unrolled_encode", "unrolled_encode_far", "exact_encode")
     }
     print(json.dumps({"digests": digests, "stats": stats}))
     """
@@ -99,10 +105,10 @@ def test_compiling_and_loading_processes_compute_the_same_bits(tmp_path):
     first = _run(_CODES_DIGEST, tmp_path)
     second = _run(_CODES_DIGEST, tmp_path)
     # the first process compiled every kernel, the second loaded every one
-    for name in ("unrolled_encode", "exact_encode"):
+    for name in ("unrolled_encode", "unrolled_encode_far", "exact_encode"):
         assert first["stats"][name][0] == 0 and first["stats"][name][1] > 0, first
         assert second["stats"][name][0] > 0 and second["stats"][name][1] == 0, second
-    assert len(first["digests"]) == 8
+    assert len(first["digests"]) == 10
     assert second["digests"] == first["digests"]
 
 

@@ -32,17 +32,23 @@ typedef struct {
     double tau;
 } row_state;
 
-static inline void start_row(row_state *s, const double *c_row, double inv_L)
+/* Returns 1 for a row far from zero (max |c| >= 1), which is left alone, as
+ * the numba kernel leaves it to its kernel for such rows. */
+static inline int start_row(row_state *s, const double *c_row, double inv_L)
 {
     const __m512d zero = _mm512_setzero_pd();
+    __m512d big = zero;
     for (int q = 0; q < NV; q++) {
-        _mm512_store_pd(s->c + 8 * q, _mm512_mul_pd(_mm512_loadu_pd(c_row + 8 * q), _mm512_set1_pd(inv_L)));
+        const __m512d cq = _mm512_mul_pd(_mm512_loadu_pd(c_row + 8 * q), _mm512_set1_pd(inv_L));
+        big = _mm512_max_pd(big, _mm512_abs_pd(cq));
+        _mm512_store_pd(s->c + 8 * q, cq);
         _mm512_store_pd(s->z + 8 * q, zero);
         _mm512_store_pd(s->x + 8 * q, zero);
     }
     s->n_support = 0;
     s->n_stable = 0;
     s->tau = INFINITY;
+    return _mm512_reduce_max_pd(big) >= 1.0;
 }
 
 /* Σ of the entries of v above tau, and their number. */
@@ -133,15 +139,16 @@ static inline __attribute__((always_inline)) int layer(row_state *restrict s, co
 /* Rows start:stop of C (n × 64, C order) into X; G_step = G·inv_L, 64 × 64,
  * on a 64-byte boundary. */
 void wlsc_unrolled_avx512_m64(const double *restrict G_step, const double *restrict C, double inv_L,
-                              const double *restrict betas, long n_layers, double *restrict X, long start,
-                              long stop)
+                              const double *restrict betas, long n_layers, double *restrict X,
+                              unsigned char *restrict far_rows, long start, long stop)
 {
     row_state a, b;
     long i = start;
     for (; i + 1 < stop; i += 2) {
-        start_row(&a, C + i * M, inv_L);
-        start_row(&b, C + (i + 1) * M, inv_L);
-        int done_a = 0, done_b = 0;
+        int done_a = start_row(&a, C + i * M, inv_L);
+        int done_b = start_row(&b, C + (i + 1) * M, inv_L);
+        far_rows[i] = (unsigned char)done_a;
+        far_rows[i + 1] = (unsigned char)done_b;
         for (long k = 0; k < n_layers && !(done_a && done_b); k++) {
             if (!done_a)
                 done_a = layer(&a, G_step, betas[k]);
@@ -149,12 +156,15 @@ void wlsc_unrolled_avx512_m64(const double *restrict G_step, const double *restr
                 done_b = layer(&b, G_step, betas[k]);
         }
         for (int j = 0; j < M; j++) {
-            X[i * M + j] = a.x[j];
-            X[(i + 1) * M + j] = b.x[j];
+            if (!far_rows[i])
+                X[i * M + j] = a.x[j];
+            if (!far_rows[i + 1])
+                X[(i + 1) * M + j] = b.x[j];
         }
     }
     for (; i < stop; i++) {
-        start_row(&a, C + i * M, inv_L);
+        if ((far_rows[i] = (unsigned char)start_row(&a, C + i * M, inv_L)))
+            continue;
         for (long k = 0; k < n_layers; k++)
             if (layer(&a, G_step, betas[k]))
                 break;

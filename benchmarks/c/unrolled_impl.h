@@ -48,20 +48,29 @@ static inline WLSC_T WLSC_THR(const WLSC_T *restrict v, long m, WLSC_T tau)
     return tau;
 }
 
-/* Rows start:stop of C (n × m, C order) into X; G_step = G·inv_L, m × m. */
+/* Rows start:stop of C (n × m, C order) into X; G_step = G·inv_L, m × m.
+ * Rows with max |C_i·inv_L| >= 1 are flagged in far_rows and left alone, as
+ * the numba kernel leaves them to its kernel for values far from zero. */
 void WLSC_NAME(const WLSC_T *restrict G_step, const WLSC_T *restrict C, WLSC_T inv_L,
                const WLSC_T *restrict betas, long n_layers, WLSC_T *restrict X, long m,
-               long start, long stop)
+               unsigned char *restrict far_rows, long start, long stop)
 {
     size_t bytes = ((m * sizeof(WLSC_T) + 63) / 64) * 64;
     WLSC_T *z = aligned_alloc(64, bytes), *x = aligned_alloc(64, bytes);
     WLSC_T *v = aligned_alloc(64, bytes), *c = aligned_alloc(64, bytes);
     long *support = malloc(m * sizeof(long));
     for (long i = start; i < stop; i++) {
+        WLSC_T c_max = -INFINITY, c_min = INFINITY;
         for (long j = 0; j < m; j++) {
             z[j] = 0;
             x[j] = 0;
             c[j] = C[i * m + j] * inv_L;
+            c_max = c_max > c[j] ? c_max : c[j];
+            c_min = c_min < c[j] ? c_min : c[j];
+        }
+        if ((c_max > -c_min ? c_max : -c_min) >= 1) {
+            far_rows[i] = 1;
+            continue;
         }
         long n_support = 0, n_stable = 0, n_nonzero = 0;
         WLSC_T tau = INFINITY;

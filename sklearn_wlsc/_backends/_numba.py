@@ -164,17 +164,38 @@ def aligned_empty(shape, dtype):
     return buf[skip : skip + size].reshape(shape)
 
 
+@_jit(nogil=True, inline="always")
+def _anchor(value, zero, one):
+    """The shift a projection works around: ``value`` (the largest entry,
+    or the previous threshold) when it is at least one in magnitude, else
+    zero. Shifting is exact for the top entries (they lie within a factor
+    two of the anchor), and without it ``v − τ`` for ``|v| ≫ 1/eps`` keeps
+    too few bits to sum to one (codes of zeros, or far off the simplex); a
+    zero shift leaves the arithmetic of ordinary magnitudes as it was."""
+    return value if abs(value) >= one else zero
+
+
 @_jit(nogil=True)
 def project_rows(V, out, zero, one, inf, start, stop):
     """Project the rows ``start:stop`` of ``V`` onto the simplex, into
     ``out`` (``zero``, ``one`` and ``inf`` in its dtype)."""
     for i in range(start, stop):
         out[i, :] = V[i, :]
-        project_from(out[i], inf, zero, one)
+        v = out[i]
+        # the projection is shift-invariant: far from zero, project
+        # v − max(v), whose top entries are exact, so that the "− 1" of the
+        # threshold and the sum to one are not lost to rounding
+        anchor = _anchor(v.max(), zero, one)
+        if anchor != zero:
+            for j in range(v.shape[0]):
+                v[j] -= anchor
+        project_from(v, inf, zero, one)
 
 
-@_jit(nogil=True, fastmath=_FASTMATH)
-def unrolled_encode(G_step, C, inv_L, betas, X, zero, one, inf, unit, start, stop):
+@_jit(nogil=True, fastmath=_FASTMATH, inline="always")
+def _unrolled_rows(
+    G_step, C, inv_L, betas, X, zero, one, inf, unit, far_rows, start, stop, shifting
+):
     """Unrolled accelerated projected gradient on the rows ``start:stop``.
 
     For each such row ``c`` of ``C``: from ``x = z = 0``, ``len(betas)`` steps of
@@ -188,6 +209,17 @@ def unrolled_encode(G_step, C, inv_L, betas, X, zero, one, inf, unit, start, sto
     clamp is folded into the momentum update's pass. A row whose iterate
     reaches a fixed point (typically a vertex) stops early, with the same
     result as running every layer.
+
+    ``shifting`` (a constant of each compiled kernel, so the other branch is
+    compiled away) selects the rows: ``False`` encodes rows with
+    ``max |c| < 1`` and flags the others in ``far_rows`` without encoding
+    them; ``True`` encodes rows far from zero, computing each layer's ``v``
+    minus an anchor near its top entries (the previous threshold; ``max c``
+    in the first layer) when that is at least one in magnitude, so that the
+    projection keeps the bits that make the code sum to one (``v − τ`` of
+    values far beyond ``1/eps`` gave codes of zeros). ``|v|`` stays within
+    a few units of ``max |c|``: ``z`` is near the simplex and ``G_step``'s
+    entries are at most one.
 
     Where the gradient vanishes exactly, as for a sample equal to an atom at
     α = 0 (its code is that atom's vertex ``e_r``, every other entry tied at
@@ -217,33 +249,62 @@ def unrolled_encode(G_step, C, inv_L, betas, X, zero, one, inf, unit, start, sto
     x = _aligned(np.empty(m + _PAD, dtype=X.dtype), m)
     v = _aligned(np.empty(m + _PAD, dtype=X.dtype), m)
     c = _aligned(np.empty(m + _PAD, dtype=X.dtype), m)
+    # c − shift, for rows far from zero (the far kernel only)
+    c_shifted = _aligned(np.empty((m + _PAD) if shifting else 0, dtype=X.dtype), m)
+    cs = c_shifted if shifting else c
     support = np.empty(m, dtype=np.int64)
     for i in range(start, stop):
+        c_max = -inf
+        c_min = inf
         for j in range(m):
             z[j] = zero
             x[j] = zero
             c[j] = C[i, j] * inv_L
+            c_max = max(c_max, c[j])
+            c_min = min(c_min, c[j])
+        if not shifting and max(c_max, -c_min) >= one:
+            # far from zero: left to the far kernel (see _anchor); |v| stays
+            # within a few units of max |c|, as z is near the simplex and
+            # the entries of G_step are at most one
+            far_rows[i] = 1
+            continue
+        if shifting:
+            for j in range(m):
+                c_shifted[j] = c[j]
+        applied = zero  # the shift c_shifted holds
         n_support = 0
         n_stable = 0
         n_nonzero = nothing  # of z
         tau = inf
         for k in range(n_layers):
-            # v = z + c − Σ_r z_r G_step[r], over the nonzero z_r, four
-            # rows per sweep over v
+            # v is computed shifted by an anchor near its top entries (the
+            # previous threshold; max(c) for the first layer, where v = c)
+            # when that is far from zero: see _anchor
+            shift = zero
+            guess = tau
+            if shifting:
+                shift = _anchor(c_max if k == 0 else tau, zero, one)
+                guess = tau - shift if k else inf
+                if shift != applied:
+                    for j in range(m):
+                        c_shifted[j] = c[j] - shift
+                    applied = shift
+            # v = z + c − Σ_r z_r G_step[r] − shift, over the nonzero z_r,
+            # four rows per sweep over v
             a = 0
             if n_support >= 4:
                 r0, r1, r2, r3 = support[0], support[1], support[2], support[3]
                 w0, w1 = z[r0], z[r1]
                 w2, w3 = z[r2], z[r3]
                 for j in range(m):
-                    v[j] = (z[j] + c[j]) - (
+                    v[j] = (z[j] + cs[j]) - (
                         (w0 * G_step[r0, j] + w1 * G_step[r1, j])
                         + (w2 * G_step[r2, j] + w3 * G_step[r3, j])
                     )
                 a = 4
             else:
                 for j in range(m):
-                    v[j] = z[j] + c[j]
+                    v[j] = z[j] + cs[j]
             while a + 4 <= n_support:
                 r0, r1, r2, r3 = support[a], support[a + 1], support[a + 2], support[a + 3]
                 w0, w1 = z[r0], z[r1]
@@ -276,26 +337,29 @@ def unrolled_encode(G_step, C, inv_L, betas, X, zero, one, inf, unit, start, sto
                 for a in range(n_support):
                     r = support[a]
                     if z[r] != zero and c[r] - z[r] * G_step[r, r] == zero:
-                        v[r] = z[r]
+                        v[r] = z[r] - shift
             # the projection's clamp max(v − τ, 0) is done in the
             # momentum update's pass
-            tau, _ = simplex_threshold(v, tau, zero, one)
+            tau_shifted, _ = simplex_threshold(v, guess, zero, one)
+            tau_previous = tau
+            tau = shift + tau_shifted
             beta = betas[k]
             n_same = nothing
             n_nonzero = nothing
             for j in range(m):
-                dj = v[j] - tau
+                dj = v[j] - tau_shifted
                 xn = dj if dj > zero else zero
                 n_same += unit if xn == x[j] else nothing
                 zj = xn + beta * (xn - x[j])
                 n_nonzero += unit if zj != zero else nothing
                 z[j] = zj
                 x[j] = xn
-            # two layers in a row that leave x unchanged make z = x both
-            # times, so every later layer sees the same v and returns the
-            # same x, bit for bit (the threshold is summed over the same
-            # support in the same order): the remaining layers are no-ops
-            if n_same == m:
+            # two layers in a row that leave x and the threshold unchanged
+            # make z = x both times, so every later layer sees the same v,
+            # shifted by the same anchor, and returns the same x, bit for
+            # bit (the threshold is summed over the same support in the
+            # same order): the remaining layers are no-ops
+            if n_same == m and (tau == tau_previous or not shifting):
                 n_stable += 1
                 if n_stable == 2:
                     break
@@ -315,6 +379,21 @@ def unrolled_encode(G_step, C, inv_L, betas, X, zero, one, inf, unit, start, sto
                     n_support += 1 if z[j] != zero else 0
         for j in range(m):
             X[i, j] = x[j]
+
+
+@_jit(nogil=True, fastmath=_FASTMATH)
+def unrolled_encode(G_step, C, inv_L, betas, X, zero, one, inf, unit, far_rows, start, stop):
+    """:func:`_unrolled_rows` for rows of ordinary magnitude: a row with
+    ``max |C_i·inv_L| >= 1`` is not encoded but flagged in ``far_rows``, for
+    :func:`unrolled_encode_far`."""
+    _unrolled_rows(G_step, C, inv_L, betas, X, zero, one, inf, unit, far_rows, start, stop, False)
+
+
+@_jit(nogil=True, fastmath=_FASTMATH)
+def unrolled_encode_far(G_step, C, inv_L, betas, X, zero, one, inf, unit, start, stop):
+    """:func:`_unrolled_rows` for rows far from zero: each layer's ``v`` is
+    shifted by an anchor near its top entries (see :func:`_anchor`)."""
+    _unrolled_rows(G_step, C, inv_L, betas, X, zero, one, inf, unit, X[:0, 0], start, stop, True)
 
 
 @_jit(nogil=True, fastmath=_FASTMATH, inline="always")
@@ -369,6 +448,24 @@ def _cholesky_solve(Lc, ns, b):
 
 
 @_jit(nogil=True, fastmath=_FASTMATH, inline="always")
+def _best_vertex(G, c, x, sup, pos):
+    """Put ``x`` (all zeros) at the vertex ``e_j`` of least objective
+    ``½ G_jj − c_j``, list it as the support; returns its size, one."""
+    m = c.shape[0]
+    j0 = 0
+    best = 0.5 * G[0, 0] - c[0]
+    for j in range(1, m):
+        val = 0.5 * G[j, j] - c[j]
+        if val < best:
+            best = val
+            j0 = j
+    x[j0] = 1.0
+    sup[0] = j0
+    pos[j0] = 0
+    return 1
+
+
+@_jit(nogil=True, fastmath=_FASTMATH, inline="always")
 def active_set_row(G, c, x0, shift, eps, tol, max_iter, x, g, sup, pos, Lc, u, w, p):
     """Minimize ``½ xᵀGx − c·x`` over the simplex with a primal active set.
 
@@ -409,17 +506,7 @@ def active_set_row(G, c, x0, shift, eps, tol, max_iter, x, g, sup, pos, Lc, u, w
                 ns += 1
         solve = True
     else:
-        j0 = 0
-        best = 0.5 * G[0, 0] - c[0]
-        for j in range(1, m):
-            val = 0.5 * G[j, j] - c[j]
-            if val < best:
-                best = val
-                j0 = j
-        x[j0] = 1.0
-        sup[0] = j0
-        pos[j0] = 0
-        ns = 1
+        ns = _best_vertex(G, c, x, sup, pos)
         solve = False  # a vertex is optimal on its own support
     _gradient(G, c, x, sup, ns, g)
     factored = 0
@@ -503,6 +590,14 @@ def active_set_row(G, c, x0, shift, eps, tol, max_iter, x, g, sup, pos, Lc, u, w
                     if a < factored:
                         factored = a
             ns = kept
+            if ns == 0:
+                # rounding emptied the support (the linear term dwarfing the
+                # quadratic one, at a huge alpha): restart from the best
+                # vertex rather than divide by an empty sum
+                ns = _best_vertex(G, c, x, sup, pos)
+                factored = 0
+                _gradient(G, c, x, sup, ns, g)
+                break
             _gradient(G, c, x, sup, ns, g)
             if blocking < 0:
                 break
@@ -580,7 +675,19 @@ class NumbaBackend(Backend):
         inv_L = dtype.type(1.0 / L)
         G_step = aligned_empty(G.shape, dtype)
         np.multiply(G, inv_L, out=G_step)  # in G's dtype, as the kernel rounds c·inv_L
-        for_rows(unrolled_encode, C.shape[0], G_step, C, inv_L, betas, X, zero, one, inf, unit)
+        far_rows = np.zeros(C.shape[0], dtype=np.uint8)
+        args = (G_step, C, inv_L, betas, X, zero, one, inf, unit, far_rows)
+        for_rows(unrolled_encode, C.shape[0], *args)
+        far = np.flatnonzero(far_rows)
+        if far.size:
+            # rows far from zero (a large alpha, samples far from the
+            # atoms): the kernel that shifts each layer's values, compiled
+            # only when such rows occur
+            C_far = np.ascontiguousarray(C[far])
+            X_far = np.empty_like(C_far)
+            args = (G_step, C_far, inv_L, betas, X_far, zero, one, inf, unit)
+            for_rows(unrolled_encode_far, far.size, *args)
+            X[far] = X_far
         return X
 
     def _exact_from_cross(self, Y, A, alpha, cross, tol, max_iter, X0=None):

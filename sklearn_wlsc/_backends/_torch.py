@@ -118,6 +118,11 @@ def project_simplex(V):
     """
     torch = import_torch()
     m = V.shape[1]
+    # shift-invariant: shifted by its largest entry (a constant for the
+    # gradient, which the shift does not change), a row far from zero keeps
+    # the bits of its threshold's "− 1", as in the numpy reference
+    if V.shape[0] and m:
+        V = V - V.detach().amax(dim=1, keepdim=True)
     U = torch.sort(V, dim=1, descending=True).values
     cssv = torch.cumsum(U, dim=1) - 1.0
     ind = torch.arange(1, m + 1, dtype=V.dtype, device=V.device)
@@ -337,8 +342,15 @@ def unrolled_encode(G, C, step, n_layers):
             # C − ZG = −(ZG − C) exactly, so this is the same arithmetic
             V = torch.addmm(C, Z, G, alpha=-1.0) if k else C.clone()
             V.mul_(step).add_(Z)
-            tau = simplex_threshold(V, tau)
-            X_new = V.sub_(tau).clamp_(min=0.0)
+            # shifted, far from zero, by an anchor near the top entries (the
+            # previous threshold, or the largest entry), as the numba kernel
+            # does: see _numba._anchor
+            anchor = tau if tau is not None else V.amax(dim=1, keepdim=True)
+            shift = torch.where(anchor.abs() >= 1.0, anchor, 0.0)
+            V.sub_(shift)
+            tau_shifted = simplex_threshold(V, None if tau is None else tau - shift)
+            tau = tau_shifted + shift
+            X_new = V.sub_(tau_shifted).clamp_(min=0.0)
             Z = torch.sub(X_new, X).mul_(betas[k]).add_(X_new)
         X = X_new
     return X
