@@ -590,6 +590,8 @@ STANDARDIZE_RATIO = 10.0
 def default_n_atoms(n_samples, n_clusters):
     """Default dictionary size of :class:`SimplexSpectralClustering`.
 
+    ``n_samples`` counts distinct samples (the estimator passes the number
+    of distinct rows: repeated samples give atoms nothing new to cover).
     ``m = n / 10`` (each atom is shared by about as many samples as a sample
     has neighbours in scikit-learn's default kNN graph), at least
     ``3 c + 1`` (a few atoms per cluster, so that a cluster of any shape is a
@@ -610,6 +612,15 @@ def default_n_atoms(n_samples, n_clusters):
     m = max(int(round(n_samples / SAMPLES_PER_ATOM)), low)
     m = min(m, max(MAX_ATOMS, low))
     return int(min(m, max(n_samples, n_clusters + 1)))
+
+
+def n_distinct_rows(X):
+    """The number of distinct rows of the 2-D array ``X`` (bitwise)."""
+    X = np.ascontiguousarray(X)
+    if X.shape[0] <= 1 or X.shape[1] == 0:
+        return min(X.shape[0], 1) if X.shape[1] == 0 else X.shape[0]
+    rows = X.view(np.dtype((np.void, X.dtype.itemsize * X.shape[1]))).ravel()
+    return int(np.unique(rows).size)
 
 
 def needs_standardizing(X):
@@ -686,8 +697,8 @@ class SimplexSpectralClustering(ClusterMixin, BaseEstimator):
         choice).
     n_atoms : int, default=None
         Number of atoms ``m``. ``None``: ``n / 10``, at least ``3 c + 1``, at
-        most ``max(256, 3 c + 1)`` and at most ``max(n, c + 1)`` (see
-        ``default_n_atoms``). When the dictionaries are fit on fewer samples
+        most ``max(256, 3 c + 1)`` and at most ``max(n, c + 1)``, where ``n``
+        counts distinct samples (see ``default_n_atoms``). When the dictionaries are fit on fewer samples
         than ``m`` (``n = c``, or a small ``max_fit_samples``), ``fit`` warns
         once: the extra atoms may stay unused.
     alpha : float, default=None
@@ -724,7 +735,9 @@ class SimplexSpectralClustering(ClusterMixin, BaseEstimator):
     random_state : int, RandomState instance or None, default=None
         Seeds the subsamples, the coders' initializations and k-means. The
         first coder and k-means get it as given; the other coders get seeds
-        drawn from it.
+        drawn from it. As with :class:`~sklearn.cluster.KMeans`, the seeds
+        pick rows by position, so the labels can change when the rows are
+        permuted.
 
     Attributes
     ----------
@@ -867,7 +880,9 @@ class SimplexSpectralClustering(ClusterMixin, BaseEstimator):
         """The data-driven settings for validated training data ``X``."""
         n = X.shape[0]
         k = self.n_clusters
-        m = default_n_atoms(n, k) if self.n_atoms is None else self.n_atoms
+        # repeated samples add no places for atoms: with more atoms than
+        # distinct samples every code is one-hot and the graph falls apart
+        m = default_n_atoms(n_distinct_rows(X), k) if self.n_atoms is None else self.n_atoms
         if self.n_components is None:
             n_components = max(k, min(EMBEDDING_DIMS_PER_CLUSTER * k, m - 1))
         else:

@@ -148,7 +148,10 @@ def sparse_encode(
         ``f(x) − f*``, is at most ``tol`` times the sample's objective scale
         ``(½ + α) max_j ‖y − a_j‖²``.
     max_iter : int, default=None
-        Iteration cap of the exact encoder (``None``: ``20 m + 100``).
+        Iteration cap of the exact encoder (``None``: ``20 m + 100``): active-
+        set steps for the numba and torch backends. The numpy reference runs
+        a first-order method that needs far more steps, and takes at least
+        100,000 of them.
     backend : {"auto", "numba", "torch", "numpy"}, default="auto"
         Array backend. ``"auto"`` uses numba unless a torch tensor or a
         non-CPU device is given; ``"numpy"`` is the slow reference.
@@ -311,7 +314,9 @@ class WeightedL1SparseCoder(
     n_components_ : int
         Number of atoms.
     objective_ : float
-        Final value of ``F`` on the training data, in the data's units:
+        Final value of ``F`` on the training data (after :meth:`partial_fit`:
+        ``F`` of the last minibatch, under the atoms before that batch's
+        update), in the data's units:
         ``inf`` (or ``0``) where ``F`` itself lies beyond the float range,
         for data of magnitude beyond about ``1e154`` (or below ``1e-162``).
         Such data are fitted divided by a power of two, exactly, so the

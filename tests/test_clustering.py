@@ -620,3 +620,22 @@ def test_embedding_of_nothing_warns():
     with pytest.warns(UserWarning, match="min_support=1e\\+09"):
         E = SimplexSpectralEmbedding(2, min_support=1e9).fit_transform(X)
     assert not E.any()
+
+
+def test_repeated_samples_do_not_inflate_the_dictionary():
+    # 600 rows that repeat 30 distinct points: n / 10 = 60 atoms for 30
+    # points made every code one-hot and split the graph into 30 pieces
+    # (ARI 0.04); the default now counts distinct samples
+    from sklearn.metrics import adjusted_rand_score
+
+    from sklearn_wlsc import SimplexSpectralClustering
+    from sklearn_wlsc._clustering import n_distinct_rows
+
+    rng = np.random.default_rng(0)
+    U = np.vstack([rng.normal(size=(10, 2)) * 0.3 + c for c in [(0, 0), (6, 0), (0, 6)]])
+    X = np.repeat(U, 20, axis=0)
+    y = np.repeat([0, 1, 2], 200)
+    assert n_distinct_rows(X) == 30 and n_distinct_rows(U) == 30
+    est = SimplexSpectralClustering(3, random_state=0).fit(X)
+    assert est.n_atoms_ == 10
+    assert adjusted_rand_score(y, est.labels_) == 1.0
