@@ -60,6 +60,18 @@ def time_interleaved(funcs, repeats=5, warmup=1):
     }
 
 
+def parse_sizes(parser, sizes):
+    """``["20000x64", ...]`` as ``[(20000, 64), ...]``; anything else is a
+    usage error of ``parser`` (an ``argparse.ArgumentParser``)."""
+    try:
+        pairs = [tuple(int(v) for v in size.lower().split("x")) for size in sizes]
+    except ValueError:
+        pairs = None
+    if not pairs or any(len(pair) != 2 or min(pair) < 1 for pair in pairs):
+        parser.error("--sizes takes positive NxM pairs, such as 20000x64")
+    return pairs
+
+
 def run_python(code, env=None, timeout=600):
     """Run ``code`` in a fresh interpreter; return its stripped stdout.
 

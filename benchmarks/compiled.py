@@ -36,10 +36,24 @@ import tempfile
 import numpy as np
 
 try:
-    from ._common import machine_info, machine_table, markdown_table, time_interleaved, write_json
+    from ._common import (
+        machine_info,
+        machine_table,
+        markdown_table,
+        parse_sizes,
+        time_interleaved,
+        write_json,
+    )
     from .encode import make_data
 except ImportError:  # run as a script: python benchmarks/compiled.py
-    from _common import machine_info, machine_table, markdown_table, time_interleaved, write_json
+    from _common import (
+        machine_info,
+        machine_table,
+        markdown_table,
+        parse_sizes,
+        time_interleaved,
+        write_json,
+    )
     from encode import make_data
 
 SOURCES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "c")
@@ -275,12 +289,7 @@ def parse_args(argv=None):
         args.repeats = 3 if args.quick else 7
     if args.layers < 1 or args.repeats < 1 or args.reference_samples < 1:
         p.error("--layers, --repeats and --reference-samples must be positive")
-    try:
-        args.sizes = [tuple(int(v) for v in size.lower().split("x")) for size in args.sizes]
-    except ValueError:
-        args.sizes = None
-    if not args.sizes or any(len(size) != 2 or min(size) < 1 for size in args.sizes):
-        p.error("--sizes takes positive NxM pairs, such as 20000x64")
+    args.sizes = parse_sizes(p, args.sizes)
     return args
 
 

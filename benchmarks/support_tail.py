@@ -32,10 +32,10 @@ import argparse
 import numpy as np
 
 try:
-    from ._common import machine_info, machine_table, markdown_table, write_json
+    from ._common import machine_info, machine_table, markdown_table, parse_sizes, write_json
     from .encode import make_data
 except ImportError:  # run as a script: python benchmarks/support_tail.py
-    from _common import machine_info, machine_table, markdown_table, write_json
+    from _common import machine_info, machine_table, markdown_table, parse_sizes, write_json
     from encode import make_data
 
 DEFAULT_SIZES = ["2000x64", "1000x256"]
@@ -137,12 +137,7 @@ def parse_args(argv=None):
         args.sizes = QUICK_SIZES if args.quick else DEFAULT_SIZES
     if args.layers < 3:
         p.error("--layers must be at least 3")
-    try:
-        args.sizes = [tuple(int(v) for v in size.lower().split("x")) for size in args.sizes]
-    except ValueError:
-        args.sizes = None
-    if not args.sizes or any(len(size) != 2 or min(size) < 1 for size in args.sizes):
-        p.error("--sizes takes positive NxM pairs, such as 2000x64")
+    args.sizes = parse_sizes(p, args.sizes)
     return args
 
 
