@@ -437,6 +437,16 @@ class WeightedL1SparseCoder(
             return _dict_learning.init_dictionary(X, m, self.init, random_state)
         return init.astype(np.float64)
 
+    def _initial_dictionary_in_memory(self, X, random_state):
+        """:meth:`_initial_dictionary` of in-memory ``X``, in its units,
+        drawn from ``X`` divided by a power of two when its magnitude is
+        extreme (k-means++ squares distances), as :meth:`fit` does."""
+        exponent = _dict_learning.fit_scale_exponent(_dict_learning._abs_max(X))
+        if not exponent:
+            return self._initial_dictionary(X, random_state)
+        A0 = self._initial_dictionary(np.ldexp(X, -exponent), random_state)
+        return A0 if not isinstance(self.init, str) else np.ldexp(A0, exponent)
+
     def _encode_params(self):
         return {"tol": float(self.transform_tol), "max_iter": None}
 
@@ -575,7 +585,7 @@ class WeightedL1SparseCoder(
         from .torch import train_unrolled
 
         random_state = check_random_state(self.random_state)
-        A0 = self._initial_dictionary(X, random_state)
+        A0 = self._initial_dictionary_in_memory(X, random_state)
         A, history, n_epochs = train_unrolled(
             X,
             A0,
@@ -647,7 +657,7 @@ class WeightedL1SparseCoder(
         X = validate_data(self, X, dtype=_FLOATS, reset=first)
         if first:
             random_state = check_random_state(self.random_state)
-            A = self._initial_dictionary(X, random_state)
+            A = self._initial_dictionary_in_memory(X, random_state)
             self.n_steps_ = 0
             self.n_reseeded_ = 0
         else:

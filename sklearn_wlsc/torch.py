@@ -277,6 +277,7 @@ def train_unrolled(
     """
     from sklearn.utils import check_array, check_scalar
 
+    from ._dict_learning import fit_scale_exponent, unscaled_objective
     from ._estimator import _check_tensor
 
     check_scalar(alpha, "alpha", Real, min_val=0, max_val=ALPHA_MAX)
@@ -285,6 +286,10 @@ def train_unrolled(
     check_scalar(batch_size, "batch_size", Integral, min_val=1)
     check_scalar(max_epochs, "max_epochs", Integral, min_val=0)
     check_scalar(tol, "tol", Real, min_val=0)
+    if clip_grad_norm is not None:
+        check_scalar(
+            clip_grad_norm, "clip_grad_norm", Real, min_val=0, include_boundaries="neither"
+        )
     device = _tb.resolve_device(device)
     if isinstance(Y, torch.Tensor):
         Yt = _check_tensor(Y.detach(), "Y")
@@ -305,6 +310,14 @@ def train_unrolled(
             "must live in the samples' space."
         )
     A0 = A0.detach().to(device=device, dtype=torch.float64)
+    # data of extreme magnitude are first divided by a power of two (exact),
+    # so that their squares and sums stay in the float range, as fit does
+    exponent = fit_scale_exponent(
+        max(float(Yt.abs().max()) if Yt.numel() else 0.0, float(A0.abs().max()))
+    )
+    if exponent:
+        Yt = _tb._times_power_of_two(Yt, -exponent)
+        A0 = _tb._times_power_of_two(A0, -exponent)
 
     # standardize, F(Y, A) = rms² F((Y − μ)/rms, (A − μ)/rms), in float64
     # chunks on the device
@@ -329,11 +342,12 @@ def train_unrolled(
     ).to(device)
     groups = [{"params": [model.weight], "lr": learning_rate}]
     if train_step:
-        groups.append({"params": [model.step], "lr": learning_rate * float(model.step)})
+        groups.append({"params": [model.step], "lr": learning_rate * model.step.item()})
     optimizer = torch.optim.Adam(groups)
     generator = torch.Generator(device="cpu").manual_seed(_seed(random_state))
 
     def full_objective():
+        """``F`` of the data divided by ``2**exponent``."""
         with torch.no_grad():
             total = 0.0
             for start in range(0, n, 8192):
@@ -342,7 +356,11 @@ def train_unrolled(
         return total / max(n, 1) * rms * rms
 
     def components():
-        return (model.weight.detach().to(torch.float64) * rms + mean).cpu().numpy()
+        A = (model.weight.detach().to(torch.float64) * rms + mean).cpu().numpy()
+        return np.ldexp(A, exponent)
+
+    def in_data_units(F):
+        return float(unscaled_objective(F, exponent))
 
     history = [full_objective()]
     t0 = time.perf_counter()
@@ -366,20 +384,22 @@ def train_unrolled(
         elapsed = time.perf_counter() - t0
         if verbose:
             print(
-                f"[train_unrolled] epoch {n_epochs}, objective {F:.6e}, "
+                f"[train_unrolled] epoch {n_epochs}, objective {in_data_units(F):.6e}, "
                 f"relative change {(history[-2] - F) / max(abs(history[-2]), 1e-300):.3e}, "
                 f"{elapsed:.2f} s"
             )
         if callback is not None:
             info = {
                 "epoch": n_epochs,
-                "objective": F,
+                "objective": in_data_units(F),
                 "components": components(),
-                "step": None if model.step is None else float(model.step) / rms**2,
+                "step": None
+                if model.step is None
+                else math.ldexp(model.step.item() / rms**2, -2 * exponent),
                 "time": elapsed,
             }
             if callback(info):
                 break
         if tol > 0.0 and history[-2] - F <= tol * max(abs(history[-2]), np.finfo(float).tiny):
             break
-    return components(), history, n_epochs
+    return components(), [in_data_units(F) for F in history], n_epochs

@@ -542,3 +542,20 @@ def test_unrolled_module_refuses_samples_of_the_wrong_shape():
 def test_train_unrolled_refuses_bad_input(Y, A0, kwargs, match):
     with pytest.raises(ValueError, match=match):
         train_unrolled(Y, A0, max_epochs=1, **kwargs)
+
+
+@pytest.mark.parametrize("clip", [0.0, -1.0])
+def test_train_unrolled_refuses_a_clip_norm_that_is_not_positive(clip):
+    with pytest.raises(ValueError, match="clip_grad_norm"):
+        train_unrolled(np.ones((5, 3)), np.zeros((2, 3)), max_epochs=1, clip_grad_norm=clip)
+
+
+@pytest.mark.filterwarnings("error")
+def test_train_unrolled_with_a_learned_step_warns_nothing(rng):
+    Y = rng.standard_normal((40, 4))
+    seen = []
+    A, history, n_epochs = train_unrolled(
+        Y, Y[:3], n_layers=8, max_epochs=2, train_step=True, random_state=0, callback=seen.append
+    )
+    assert n_epochs == 2 and len(history) == 3
+    assert all(info["step"] > 0 for info in seen)

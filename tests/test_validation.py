@@ -271,3 +271,23 @@ def test_float32_data_with_a_dictionary_beyond_the_float32_range(backend, algori
     codes = est.transform(Y)
     np.testing.assert_allclose(codes, est.transform(Y.astype(np.float64)), atol=1e-4)
     assert np.isfinite(est.score(Y))
+
+
+@pytest.mark.parametrize("exponent", [-660, 660])
+def test_partial_fit_and_unrolled_fit_of_extreme_data(exponent):
+    # k-means++ and the unrolled training's standardization square the
+    # data: both now see it divided by a power of two, as fit does
+    rng = np.random.default_rng(0)
+    Y = rng.standard_normal((120, 6))
+    Y_s = np.ldexp(Y, exponent)
+    ref = WeightedL1SparseCoder(8, random_state=0).partial_fit(Y)
+    scaled = WeightedL1SparseCoder(8, random_state=0).partial_fit(Y_s)
+    np.testing.assert_allclose(np.ldexp(scaled.components_, -exponent), ref.components_, atol=1e-13)
+    pytest.importorskip("torch")
+    kw = dict(fit_algorithm="unrolled", max_iter=2, n_layers=10, random_state=0)
+    ref = WeightedL1SparseCoder(5, **kw).fit(Y)
+    scaled = WeightedL1SparseCoder(5, **kw).fit(Y_s)
+    np.testing.assert_allclose(np.ldexp(scaled.components_, -exponent), ref.components_, atol=1e-13)
+    with np.errstate(over="ignore", under="ignore"):
+        expected = np.ldexp(ref.objective_path_, 2 * exponent)
+    np.testing.assert_allclose(scaled.objective_path_, expected, rtol=1e-12)
