@@ -84,6 +84,28 @@ def check_output(path):
         raise CLIError(f"cannot write {path}: the output must be a .npy or .csv file")
 
 
+def check_figure_output(path):
+    """Refuse, before any work, a figure path whose folder does not exist
+    or whose extension matplotlib cannot write (``none`` skips the
+    figure; without matplotlib there is no figure to check)."""
+    if path == "none":
+        return
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise CLIError(f"cannot write {path}: no folder {folder}")
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        return
+    kinds = Figure().canvas.get_supported_filetypes()
+    ext = os.path.splitext(path)[1].lower().lstrip(".")
+    if ext not in kinds:
+        raise CLIError(
+            f"cannot write {path}: the figure needs one of the extensions "
+            + ", ".join(f".{k}" for k in sorted(kinds))
+        )
+
+
 def save_array(path, array):
     """Write ``array`` to the ``.npy`` or ``.csv`` file ``path``; integers as
     integers in CSV."""
@@ -185,6 +207,7 @@ def cmd_demo(args):
 
     from ._clustering import SimplexSpectralClustering
 
+    check_figure_output(args.output)
     X, y = load_digits(return_X_y=True)
     print(
         f"digits: {X.shape[0]} samples of {X.shape[1]} pixels, 10 classes (bundled with scikit-learn)"
@@ -324,6 +347,7 @@ def cmd_receptive_fields(args):
     from ._estimator import WeightedL1SparseCoder
     from .datasets import load_natural_image_patches
 
+    check_figure_output(args.output)
     Y = load_natural_image_patches(
         patch_size=args.patch_size, n_patches=args.n_patches, random_state=args.random_state
     )

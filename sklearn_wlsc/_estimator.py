@@ -639,6 +639,10 @@ class WeightedL1SparseCoder(
         encodes the batch exactly, folds its sufficient statistics
         ``(XᵀX, Xᵀ1, XᵀY)`` into running averages with the forgetting
         factor of Mairal et al. (2010), and solves for the dictionary.
+        After :meth:`fit`, partial_fit starts from the fitted atoms with
+        empty statistics (fit keeps none), so its first batch alone sets
+        the dictionary, unlike scikit-learn's MiniBatchDictionaryLearning;
+        keep to one of the two ways of fitting a model.
 
         Parameters
         ----------

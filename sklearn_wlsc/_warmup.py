@@ -25,9 +25,9 @@ def warmup(dtypes=("float64", "float32")):
 
     Parameters
     ----------
-    dtypes : str or sequence of str, default=("float64", "float32")
-        Data types, ``"float64"`` and/or ``"float32"``, to compile the
-        projection and the unrolled encoder for.
+    dtypes : str, dtype or sequence of them, default=("float64", "float32")
+        Data types, float64 and/or float32, to compile the projection and
+        the unrolled encoder for (at least one).
 
     Returns
     -------
@@ -43,8 +43,14 @@ def warmup(dtypes=("float64", "float32")):
     >>> sorted(seconds)  # doctest: +NORMALIZE_WHITESPACE
     ['exact encoder', 'fit', 'projection float64', 'unrolled encoder float64']
     """
-    if isinstance(dtypes, str):
+    if isinstance(dtypes, (str, np.dtype, type)):
         dtypes = [dtypes]
+    try:
+        dtypes = list(dtypes)
+    except TypeError:
+        raise TypeError(f"dtypes must be a dtype or a sequence of them, got {dtypes!r}.") from None
+    if not dtypes:
+        raise ValueError('dtypes is empty: give "float64", "float32" or both.')
     resolved = []
     for dt in dtypes:
         dtype = np.dtype(dt)

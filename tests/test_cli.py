@@ -124,6 +124,14 @@ def test_errors_are_one_line(data_files, tmp_path, capsys):
         wlsc("cluster", data_files / "Y.npy", "--n-clusters", 2, "-o", tmp_path / "l.dat"),
         "must be a .npy or .csv file",
     )
+    # figure paths are checked before the fit (nothing is printed), not after
+    result = wlsc("demo", "-o", tmp_path / "missing" / "x.png")
+    _one_error_line(result, "no folder")
+    assert result.stdout == ""
+    pytest.importorskip("matplotlib")
+    result = wlsc("receptive-fields", "-o", tmp_path / "x.xyz")
+    _one_error_line(result, "extensions")
+    assert result.stdout == ""
 
 
 def test_outputs_are_written_under_the_names_given(data_files, tmp_path):

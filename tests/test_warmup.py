@@ -153,3 +153,15 @@ def test_lazy_namespace_lists_and_rejects_names():
         sklearn_wlsc.KMeans  # noqa: B018
     with pytest.raises(ImportError):
         from sklearn_wlsc import KMeans  # noqa: F401
+
+
+def test_warmup_arguments():
+    import numpy as np
+
+    assert "unrolled encoder float32" in sklearn_wlsc.warmup(np.dtype("float32"))
+    with pytest.raises(ValueError, match="empty"):
+        sklearn_wlsc.warmup([])
+    with pytest.raises(TypeError, match="sequence"):
+        sklearn_wlsc.warmup(None)
+    with pytest.raises(ValueError, match="float64 and float32"):
+        sklearn_wlsc.warmup("float16")
