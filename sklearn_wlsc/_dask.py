@@ -457,6 +457,7 @@ def alternating_fit_dask(
     on_iteration=None,
     warm_start=False,
     scale_exponent=0,
+    return_statistics=False,
 ):
     """Alternating minimization on a dask array, distributed and exact.
 
@@ -500,6 +501,9 @@ def alternating_fit_dask(
         ``Y`` and ``A`` are the data and atoms divided by
         ``2**scale_exponent``; progress and ``on_iteration`` report in the
         data's units (see :func:`~._dict_learning.fit_scale_exponent`).
+    return_statistics : bool, default=False
+        Also return the per-sample sufficient statistics of the last
+        encoding (:func:`~._dict_learning.mean_statistics`).
 
     Returns
     -------
@@ -508,6 +512,8 @@ def alternating_fit_dask(
         ``F`` after each encoding, starting with the initial dictionary.
     n_iter : int
     n_reseeded : int
+    statistics : tuple of ndarray
+        Only with ``return_statistics``.
     """
     Y = _row_blocks(Y)
     # (name, device), as get_backend takes them on the worker
@@ -563,6 +569,9 @@ def alternating_fit_dask(
         n_iter += 1
     if not converged and max_iter > 0:
         _dict_learning.warn_not_converged(max_iter, tol)
+    if return_statistics:
+        stats = _dict_learning.mean_statistics(res["statistics"], n, center)
+        return A + center, history, n_iter, n_reseeded, stats
     return A + center, history, n_iter, n_reseeded
 
 

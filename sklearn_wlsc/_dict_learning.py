@@ -329,6 +329,7 @@ def alternating_fit(
     verbose=0,
     on_iteration=None,
     scale_exponent=0,
+    return_statistics=False,
 ):
     """Alternating minimization: exact encoding, then the exact A-step.
 
@@ -358,6 +359,9 @@ def alternating_fit(
         ``Y`` and ``A`` are the data and atoms divided by
         ``2**scale_exponent`` (:func:`fit_scale_exponent`): progress and
         ``on_iteration`` report in the data's units.
+    return_statistics : bool, default=False
+        Also return the sufficient statistics of the last encoding, which
+        used the returned atoms (:func:`mean_statistics`).
 
     Returns
     -------
@@ -370,6 +374,9 @@ def alternating_fit(
         Number of dictionary updates performed.
     n_reseeded : int
         Total number of atoms re-seeded.
+    statistics : tuple of ndarray
+        Only with ``return_statistics``: ``(XᵀX, Xᵀ1, XᵀY) / n`` of the
+        last encoding, in the coordinates of ``Y``.
     """
     # F is invariant to translating samples and atoms together: work on
     # centered data, so that the A-step is well conditioned for data far from
@@ -421,7 +428,25 @@ def alternating_fit(
         n_iter += 1
     if not converged and max_iter > 0:
         warn_not_converged(max_iter, tol)
+    if return_statistics:
+        stats = mean_statistics(res.statistics, n, center)
+        return A + center, history, n_iter, n_reseeded, stats
     return A + center, history, n_iter, n_reseeded
+
+
+def mean_statistics(statistics, n_samples, center):
+    """Per-sample sufficient statistics ``(XᵀX, Xᵀ1, XᵀY) / n`` of data
+    encoded as ``Y − center``, moved back to the coordinates of ``Y``.
+
+    The codes sum to one, so ``Xᵀ(Y − 1 centerᵀ) = XᵀY − (Xᵀ1) centerᵀ``:
+    the statistics of the centered data give those of the data exactly (up
+    to rounding), and the dictionary update solved from either differs only
+    by the translation.
+    """
+    XtX, s, XtY = statistics
+    n = max(int(n_samples), 1)
+    XtY = XtY + np.outer(s, np.asarray(center, dtype=np.float64))
+    return XtX / n, s / n, XtY / n
 
 
 def fit_scale_exponent(max_abs):
@@ -507,6 +532,25 @@ def warn_not_converged(max_iter, tol):
         ConvergenceWarning,
         stacklevel=4,
     )
+
+
+def minibatch_step_after(n_seen, batch_size):
+    """The minibatch step at which :func:`minibatch_weight` treats the
+    running statistics as ``n_seen`` samples' worth.
+
+    :func:`minibatch_weight` keeps the weight ``(θ + 1 − b) / (θ + 1)`` for
+    the old statistics at step ``t`` with batches of ``b`` samples, where
+    ``θ(t)`` (non-decreasing in ``t``) counts the samples seen with the new
+    batch. This returns the smallest ``t`` with ``θ(t) ≥ n_seen + b``, so
+    that ``partial_fit`` after ``fit`` on ``n_seen`` samples weighs fit's
+    statistics like ``n_seen`` samples of minibatches.
+    """
+    n_seen = max(int(n_seen), 0)
+    b = max(int(batch_size), 1)
+    theta = n_seen + b
+    if theta <= (b - 1) * b:
+        return -(-theta // b) - 1  # ceil(θ / b) − 1
+    return max(b - 1, theta - b * b + b - 1)
 
 
 def minibatch_weight(step, batch_size):

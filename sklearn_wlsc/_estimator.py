@@ -545,7 +545,7 @@ class WeightedL1SparseCoder(
                 reconstruction_attributes=lambda: self._fitted_attributes(atoms, X.dtype),
             )
 
-        A, history, n_iter, n_reseeded = fit_function(
+        A, history, n_iter, n_reseeded, stats = fit_function(
             X_fit,
             A0,
             float(self.alpha),
@@ -556,6 +556,7 @@ class WeightedL1SparseCoder(
             verbose=self.verbose,
             on_iteration=on_iteration,
             scale_exponent=exponent,
+            return_statistics=True,
         )
         self.components_ = np.ldexp(A, exponent).astype(X.dtype)
         self.n_components_ = A.shape[0]
@@ -564,7 +565,8 @@ class WeightedL1SparseCoder(
         self.n_iter_ = n_iter
         self.n_steps_ = n_iter
         self.n_reseeded_ = n_reseeded
-        self._stats = None  # partial_fit after fit starts fresh statistics
+        XtX, s, XtY = stats
+        self._keep_statistics((XtX, s, np.ldexp(XtY, exponent)), X.shape[0])
         callback_ctx.call_on_fit_task_end(
             estimator=self,
             X=X,
@@ -606,8 +608,29 @@ class WeightedL1SparseCoder(
         self.n_iter_ = n_epochs
         self.n_steps_ = n_epochs
         self.n_reseeded_ = 0
-        self._stats = None
+        # the statistics that partial_fit continues from: one exact encoding
+        # with the trained atoms, as the alternating fit's last one
+        res = _dict_learning.encode_pass(
+            X,
+            A,
+            float(self.alpha),
+            self._backend(X),
+            algorithm="exact",
+            keep_codes=False,
+            statistics=True,
+            n_jobs=self.n_jobs,
+            **self._encode_params(),
+        )
+        n = X.shape[0]
+        self._keep_statistics(tuple(t / n for t in res.statistics), n)
         return self
+
+    def _keep_statistics(self, statistics, n_samples):
+        """Keep a fit's per-sample statistics ``(XᵀX, Xᵀ1, XᵀY) / n`` for
+        :meth:`partial_fit`, standing for ``n_samples`` samples."""
+        self._stats = tuple(np.asarray(t, dtype=np.float64) for t in statistics)
+        self._stats_n_samples = int(n_samples)
+        self._minibatch_step = None  # set from the first batch's size
 
     def _fitted_attributes(self, atoms, dtype):
         """The attributes that make a usable model from ``atoms``, for
@@ -639,10 +662,12 @@ class WeightedL1SparseCoder(
         encodes the batch exactly, folds its sufficient statistics
         ``(XᵀX, Xᵀ1, XᵀY)`` into running averages with the forgetting
         factor of Mairal et al. (2010), and solves for the dictionary.
-        After :meth:`fit`, partial_fit starts from the fitted atoms with
-        empty statistics (fit keeps none), so its first batch alone sets
-        the dictionary, unlike scikit-learn's MiniBatchDictionaryLearning;
-        keep to one of the two ways of fitting a model.
+        After :meth:`fit` on ``n`` samples, partial_fit continues from the
+        fitted atoms and from the statistics of fit's last encoding: its
+        first batch of ``b`` samples carries ``b / (n + b)`` of the
+        statistics, and the forgetting factor goes on as after ``n``
+        samples of minibatches, so a small batch refines the model rather
+        than replacing it, as in scikit-learn's MiniBatchDictionaryLearning.
 
         Parameters
         ----------
@@ -684,6 +709,14 @@ class WeightedL1SparseCoder(
             **self._encode_params(),
         )
         n = X.shape[0]
+        if self._minibatch_step is None:
+            # the first batch after fit: fit's per-sample statistics count as
+            # the n_seen samples fit saw, against the batch's n, and the steps
+            # go on as after n_seen samples of minibatches of this size
+            n_seen = self._stats_n_samples
+            self._minibatch_step = _dict_learning.minibatch_step_after(n_seen, n)
+            w = _dict_learning.minibatch_weight(self._minibatch_step, n)
+            self._stats = tuple(t * (n_seen / (n * w)) for t in self._stats)
         w = _dict_learning.minibatch_weight(self._minibatch_step, n)
         self._stats = tuple(w * old + new / n for old, new in zip(self._stats, res.statistics))
         XtX, s, XtY = self._stats

@@ -185,6 +185,25 @@ def test_alternating_fit_dask_matches_in_memory(client, dtype, warm_start):
     np.testing.assert_allclose(A_d, A, rtol=1e-6, atol=1e-6 * np.abs(A).max())
 
 
+def test_alternating_fit_dask_statistics_match_in_memory(client):
+    # the statistics that partial_fit continues from: those of the last
+    # encoding, in the data's coordinates, on either path
+    Y, _ = _problem(9, n=1200)
+    A0 = _dict_learning.init_dictionary(Y, 10, "random", np.random.RandomState(0))
+    kw = dict(max_iter=3, tol=0.0, encode_params=ENCODE, return_statistics=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        A, *_, stats = _dict_learning.alternating_fit(Y, A0, 0.5, get_backend("numba"), **kw)
+        A_d, *_, stats_d = _dask.alternating_fit_dask(da.from_array(Y, chunks=500), A0, 0.5, **kw)
+    codes = sparse_encode(Y, A, alpha=0.5)
+    n = Y.shape[0]
+    expected = (codes.T @ codes / n, codes.sum(axis=0) / n, codes.T @ Y / n)
+    for got, got_d, want in zip(stats, stats_d, expected):
+        scale = np.abs(want).max()
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-7 * scale)
+        np.testing.assert_allclose(got_d, got, rtol=0, atol=1e-7 * scale)
+
+
 def test_alternating_fit_dask_reseeds_dead_atoms(client):
     Y, A = make_problem(np.random.default_rng(6), n=3000, d=6, m=10)
     A0 = A.copy()

@@ -1,5 +1,6 @@
 import io
 import pickle
+import warnings
 from contextlib import redirect_stdout
 
 import joblib
@@ -253,3 +254,75 @@ def test_sklearn_callbacks_report_and_stop(rng):
     est.fit(Y)
     assert len(stopper.objectives) == 2
     assert est.n_iter_ == 1
+
+
+@pytest.mark.parametrize(
+    ("n_seen", "batch"),
+    [(0, 1), (1, 1), (7, 3), (100, 10), (1797, 10), (5, 50), (90, 10), (91, 10), (10**6, 256)],
+)
+def test_minibatch_step_after_counts_the_samples_seen(n_seen, batch):
+    from sklearn_wlsc._dict_learning import minibatch_step_after, minibatch_weight
+
+    step = minibatch_step_after(n_seen, batch)
+    # the old statistics keep at least the weight of n_seen samples against
+    # the batch's b, (n + 1) / (n + b + 1), and one step earlier they did not
+    target = (n_seen + 1.0) / (n_seen + batch + 1.0)
+    assert minibatch_weight(step, batch) >= target * (1 - 1e-12)
+    if step > 0:
+        assert minibatch_weight(step - 1, batch) < target * (1 - 1e-12)
+
+
+def test_partial_fit_after_fit_continues_the_fit(digits):
+    X, _ = digits
+    fitted = WeightedL1SparseCoder(24, random_state=0, tol=1e-8, max_iter=200).fit(X)
+    A = fitted.components_.copy()
+    F = -fitted.score(X)
+    batch = X[:10]
+    # the whole training set again: fit's statistics and the batch's are the
+    # same codes, so partial_fit is one more iteration of the alternating fit
+    again = clone_fitted(fitted).partial_fit(X)
+    one_more = WeightedL1SparseCoder(24, init=A, max_iter=1, tol=0.0)
+    with pytest.warns(ConvergenceWarning):
+        one_more.fit(X)
+    np.testing.assert_allclose(again.components_, one_more.components_, rtol=0, atol=1e-6)
+    # a small batch refines the atoms rather than replacing them: a model
+    # that forgot fit's statistics would move them as far as the batch asks
+    refined = clone_fitted(fitted).partial_fit(batch)
+    alone = clone_fitted(fitted)
+    alone._stats = None
+    alone.partial_fit(batch)
+    moved = np.abs(refined.components_ - A).max()
+    assert moved < 0.05 * np.abs(alone.components_ - A).max()
+    assert -refined.score(X) <= F * (1 + 1e-3)
+    assert refined.n_steps_ == fitted.n_steps_ + 1
+
+
+def clone_fitted(est):
+    return pickle.loads(pickle.dumps(est))
+
+
+def test_partial_fit_after_unrolled_fit_continues_it(digits):
+    pytest.importorskip("torch")
+    X, _ = digits
+    X = X[:300]
+    fitted = WeightedL1SparseCoder(
+        12, fit_algorithm="unrolled", max_iter=3, random_state=0, n_layers=10
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        fitted.fit(X)
+    A = fitted.components_.copy()
+    # fit kept the statistics of an exact encoding of its data with the
+    # trained atoms: partial_fit on that data is one alternating iteration
+    again = clone_fitted(fitted).partial_fit(X)
+    one_more = WeightedL1SparseCoder(12, init=A, max_iter=1, tol=0.0)
+    with pytest.warns(ConvergenceWarning):
+        one_more.fit(X)
+    np.testing.assert_allclose(again.components_, one_more.components_, rtol=0, atol=1e-6)
+    # and a few samples change that step only a little
+    refined = clone_fitted(fitted).partial_fit(X[:5])
+    alone = clone_fitted(fitted)
+    alone._stats = None
+    alone.partial_fit(X[:5])
+    off = np.abs(refined.components_ - again.components_).max()
+    assert off < 0.1 * np.abs(alone.components_ - again.components_).max()

@@ -283,6 +283,11 @@ def test_partial_fit_and_unrolled_fit_of_extreme_data(exponent):
     ref = WeightedL1SparseCoder(8, random_state=0).partial_fit(Y)
     scaled = WeightedL1SparseCoder(8, random_state=0).partial_fit(Y_s)
     np.testing.assert_allclose(np.ldexp(scaled.components_, -exponent), ref.components_, atol=1e-13)
+    # partial_fit after fit continues from fit's statistics, kept in the
+    # data's units
+    ref = WeightedL1SparseCoder(8, random_state=0).fit(Y).partial_fit(Y[:7])
+    scaled = WeightedL1SparseCoder(8, random_state=0).fit(Y_s).partial_fit(Y_s[:7])
+    np.testing.assert_allclose(np.ldexp(scaled.components_, -exponent), ref.components_, atol=1e-12)
     pytest.importorskip("torch")
     kw = dict(fit_algorithm="unrolled", max_iter=2, n_layers=10, random_state=0)
     ref = WeightedL1SparseCoder(5, **kw).fit(Y)
