@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 from sklearn.utils import Bunch, check_array, check_random_state, check_scalar
 
+from ._checks import check_bool, check_count
+
 __all__ = ["available_images", "load_natural_image_patches", "whiten_image"]
 
 # name -> (source, file name, split). The split of each image is fixed here,
@@ -189,7 +191,13 @@ def _resolve_images(images):
         if images == "sklearn":
             return ["china", "flower"]
         images = [images]
+    if not isinstance(images, list | tuple) or not all(isinstance(n, str) for n in images):
+        raise TypeError(
+            f"images must be 'auto', 'sklearn', an image name or a list of names, got {images!r}."
+        )
     names = list(images)
+    if not names:
+        raise ValueError("images is empty: name at least one image.")
     unknown = [n for n in names if n not in _CATALOG]
     if unknown:
         raise ValueError(f"unknown image(s) {unknown}; known images: {sorted(_CATALOG)}.")
@@ -293,10 +301,10 @@ def load_natural_image_patches(
     >>> bool(abs(Y.mean(axis=1)).max() < 1e-12)
     True
     """
-    if not (isinstance(patch_size, int | np.integer) and patch_size >= 2):
-        raise ValueError(f"patch_size must be an integer >= 2, got {patch_size!r}.")
-    if not (isinstance(n_patches, int | np.integer) and n_patches >= 1):
-        raise ValueError(f"n_patches must be a positive integer, got {n_patches!r}.")
+    patch_size = check_count(patch_size, "patch_size", minimum=2)
+    n_patches = check_count(n_patches, "n_patches")
+    whiten = check_bool(whiten, "whiten")
+    return_images = check_bool(return_images, "return_images")
     if split not in ("train", "test", "all"):
         raise ValueError(f"split must be 'train', 'test' or 'all', got {split!r}.")
     if split_by not in ("image", "region"):

@@ -79,10 +79,13 @@ A fit is ``valid`` unless one of these holds (each is reported in
 
 import math
 from dataclasses import dataclass, field
+from numbers import Integral
 
 import numpy as np
 from scipy import optimize, stats
 from sklearn.utils import check_array, check_random_state
+
+from ._checks import check_count, check_patch_shape, check_real
 
 __all__ = [
     "GaborFit",
@@ -177,9 +180,17 @@ def make_gabor(
     >>> make_gabor((12, 12), frequency=0.15).shape
     (144,)
     """
-    h, w = patch_shape
-    x0 = (w - 1) / 2 if x0 is None else x0
-    y0 = (h - 1) / 2 if y0 is None else y0
+    h, w = check_patch_shape(patch_shape)
+    x0 = (w - 1) / 2 if x0 is None else check_real(x0, "x0")
+    y0 = (h - 1) / 2 if y0 is None else check_real(y0, "y0")
+    theta, phase, amplitude = (
+        check_real(v, name)
+        for v, name in ((theta, "theta"), (phase, "phase"), (amplitude, "amplitude"))
+    )
+    frequency = check_real(frequency, "frequency", low=0.0)
+    for v, name in ((sigma_x, "sigma_x"), (sigma_y, "sigma_y")):
+        if check_real(v, name, low=0.0) == 0.0:
+            raise ValueError(f"{name} must be positive, got {v!r}.")
     p = np.array([x0, y0, theta, frequency, phase, sigma_x, sigma_y, amplitude], dtype=float)
     return _model(p, *_grid(patch_shape))
 
@@ -624,7 +635,8 @@ def fit_gabors(
         Fits with less than this fraction of their energy on the patch are
         excluded as ``"envelope_outside"``.
     max_nfev : int, default=200
-        Function evaluations per start (the fits usually converge in 10–30).
+        Function evaluations per start, at least 1 (the fits usually
+        converge in 10–30).
     random_state : int, RandomState instance or None, default=None
         Seeds the random starting points.
     n_jobs : int, default=None
@@ -649,13 +661,19 @@ def fit_gabors(
         atoms = atoms[None]
     # real, finite, at least one atom, or a ValueError that says which
     atoms = check_array(atoms, dtype=np.float64, input_name="atoms", allow_nd=True)
-    h, w = (int(v) for v in patch_shape)
+    h, w = check_patch_shape(patch_shape)
     if atoms.ndim != 2 or atoms.shape[1] != h * w:
         raise ValueError(
             f"atoms must have shape (n_atoms, {h * w}) for patch_shape {(h, w)}, got {atoms.shape}."
         )
-    if int(n_starts) < 1:
-        raise ValueError(f"n_starts must be at least 1, got {n_starts}.")
+    n_starts = check_count(n_starts, "n_starts")
+    max_nfev = check_count(max_nfev, "max_nfev")
+    r2_min = check_real(r2_min, "r2_min")
+    min_inside = check_real(min_inside, "min_inside", 0.0, 1.0)
+    if n_jobs is not None and (
+        isinstance(n_jobs, bool | np.bool_) or not isinstance(n_jobs, Integral) or n_jobs == 0
+    ):
+        raise ValueError(f"n_jobs must be None or a nonzero integer, got {n_jobs!r}.")
     rng = check_random_state(random_state)
     seeds = rng.randint(0, 2**31 - 1, size=atoms.shape[0])
     args = [(atom, (h, w), int(n_starts), int(s), int(max_nfev)) for atom, s in zip(atoms, seeds)]
@@ -702,12 +720,25 @@ def _population(fit, valid_only=True):
         key = "phase_folded" if "phase_folded" in fit else "phase"
         if not {"nx", "ny", key} <= set(fit):
             raise ValueError("a population needs 'nx', 'ny' and 'phase' (or 'phase_folded').")
-        nx = np.asarray(fit["nx"], dtype=float)
-        ny = np.asarray(fit["ny"], dtype=float)
-        ph = np.asarray(fit[key], dtype=float)
+        nx = _population_array(fit["nx"], "nx")
+        ny = _population_array(fit["ny"], "ny")
+        ph = _population_array(fit[key], key)
+        for name, v in (("nx", nx), ("ny", ny)):
+            if np.any(v < 0):
+                raise ValueError(f"{name} must be non-negative (periods under the envelope).")
     if not (nx.shape == ny.shape == ph.shape and nx.ndim == 1):
         raise ValueError("nx, ny and phase must be 1D arrays of the same length.")
     return nx, ny, fold_phase(ph)
+
+
+def _population_array(values, name):
+    try:
+        v = np.asarray(values, dtype=float)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be an array of real numbers.") from None
+    if not np.all(np.isfinite(v)):
+        raise ValueError(f"{name} contains NaN or infinity; drop those cells first.")
+    return v
 
 
 def _phase_masses(ph):
@@ -831,9 +862,9 @@ def compare_fits(fit_a, fit_b, *, n_permutations=999, phase_bins=8, random_state
         :func:`fit_gabors` results (valid fits only are used) or mappings
         with arrays ``"nx"``, ``"ny"`` and ``"phase"`` / ``"phase_folded"``.
     n_permutations : int, default=999
-        Permutations of the permutation tests.
+        Permutations of the permutation tests (at least 1).
     phase_bins : int, default=8
-        Bins on ``[0, π/2]`` of the phase histograms.
+        Bins on ``[0, π/2]`` of the phase histograms (at least 1).
     random_state : int, RandomState instance or None, default=None
 
     Returns
@@ -856,6 +887,8 @@ def compare_fits(fit_a, fit_b, *, n_permutations=999, phase_bins=8, random_state
 
         p-values are NaN when a sample is empty.
     """
+    n_permutations = check_count(n_permutations, "n_permutations")
+    phase_bins = check_count(phase_bins, "phase_bins")
     rng = check_random_state(random_state)
     nx_a, ny_a, ph_a = _population(fit_a)
     nx_b, ny_b, ph_b = _population(fit_b)
@@ -908,9 +941,12 @@ def compare_to_v1(
         :func:`fit_gabors` result (valid fits only) or a mapping with arrays
         ``"nx"``, ``"ny"`` and ``"phase"`` / ``"phase_folded"``.
     v1_nx, v1_ny, v1_phase : array-like of shape (n_cells,)
-        The V1 population.
+        The V1 population: finite values, ``nx`` and ``ny`` non-negative
+        (drop cells with missing measurements first).
     n_permutations : int, default=999
+        As in :func:`compare_fits`.
     phase_bins : int, default=8
+        As in :func:`compare_fits`.
     random_state : int, RandomState instance or None, default=None
 
     Returns
@@ -921,9 +957,9 @@ def compare_to_v1(
         :func:`summarize_gabor_fits`.
     """
     v1 = {
-        "nx": np.asarray(v1_nx, dtype=float),
-        "ny": np.asarray(v1_ny, dtype=float),
-        "phase": np.asarray(v1_phase, dtype=float),
+        "nx": _population_array(v1_nx, "v1_nx"),
+        "ny": _population_array(v1_ny, "v1_ny"),
+        "phase": _population_array(v1_phase, "v1_phase"),
     }
     out = compare_fits(
         model, v1, n_permutations=n_permutations, phase_bins=phase_bins, random_state=random_state
@@ -954,19 +990,32 @@ def plot_atoms(atoms, patch_shape, *, fit=None, n_cols=None, ax=None):
     fit : GaborFit, default=None
         When given, invalid fits are framed in red.
     n_cols : int, default=None
-        Columns of the grid (``None``: about square).
+        Columns of the grid, at least 1 (``None``: about square).
     ax : matplotlib Axes, default=None
 
     Returns
     -------
     ax : matplotlib Axes
     """
+    h, w = check_patch_shape(patch_shape)
+    atoms = np.asarray(atoms)
+    if atoms.ndim == 1:
+        atoms = atoms[None]
+    atoms = check_array(atoms, dtype=np.float64, input_name="atoms", allow_nd=True)
+    if atoms.ndim != 2 or atoms.shape[1] != h * w:
+        raise ValueError(
+            f"atoms must have shape (n_atoms, {h * w}) for patch_shape {(h, w)}, got {atoms.shape}."
+        )
+    n = atoms.shape[0]
+    if fit is not None:
+        if not isinstance(fit, GaborFit):
+            raise TypeError(f"fit must be a GaborFit from fit_gabors, got {type(fit).__name__}.")
+        if len(fit) != n:
+            raise ValueError(f"fit holds {len(fit)} atoms, but atoms has {n}.")
+    n_cols = int(math.ceil(math.sqrt(n))) if n_cols is None else check_count(n_cols, "n_cols")
+
     from matplotlib.patches import Rectangle
 
-    atoms = np.asarray(atoms, dtype=float)
-    h, w = patch_shape
-    n = atoms.shape[0]
-    n_cols = int(math.ceil(math.sqrt(n))) if n_cols is None else int(n_cols)
     n_rows = int(math.ceil(n / n_cols))
     gap = 1
     mosaic = np.full((n_rows * (h + gap) - gap, n_cols * (w + gap) - gap), np.nan)
@@ -1012,8 +1061,8 @@ def plot_nx_ny(fit, *, ax=None, label=None, v1=None, **scatter_kws):
     -------
     ax : matplotlib Axes
     """
-    ax = _axes(ax)
     nx, ny, _ = _population(fit)
+    ax = _axes(ax)
     if v1 is not None:
         ax.scatter(v1["nx"], v1["ny"], marker="x", color="0.6", label="V1")
     ax.scatter(nx, ny, s=12, label=label, **scatter_kws)
@@ -1033,6 +1082,7 @@ def plot_phase_histogram(fit, *, bins=8, ax=None, label=None, v1_phase=None, **h
     ----------
     fit : GaborFit or mapping
     bins : int, default=8
+        Bins on ``[0, π/2]`` (at least 1).
     ax : matplotlib Axes, default=None
     label : str, default=None
     v1_phase : array-like, default=None
@@ -1044,13 +1094,16 @@ def plot_phase_histogram(fit, *, bins=8, ax=None, label=None, v1_phase=None, **h
     -------
     ax : matplotlib Axes
     """
-    ax = _axes(ax)
+    bins = check_count(bins, "bins")
     _, _, ph = _population(fit)
+    if v1_phase is not None:
+        v1_phase = fold_phase(_population_array(v1_phase, "v1_phase"))
+    ax = _axes(ax)
     edges = np.linspace(0, math.pi / 2, bins + 1)
     weights = np.full(ph.size, 1.0 / max(ph.size, 1))
     ax.hist(ph, edges, weights=weights, label=label, **hist_kws)
     if v1_phase is not None:
-        v = fold_phase(v1_phase)
+        v = v1_phase
         ax.hist(
             v,
             edges,

@@ -153,6 +153,27 @@ def test_invalid_arguments(kwargs, match):
 
 
 @pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"n_patches": True}, "n_patches must be an integer"),
+        ({"patch_size": 8.0}, "patch_size must be an integer"),
+        ({"whiten": "no"}, "whiten must be True or False"),
+        ({"return_images": 1}, "return_images must be True or False"),
+        ({"images": 3}, "images must be"),
+        ({"images": ["china", 2]}, "images must be"),
+    ],
+)
+def test_arguments_of_the_wrong_kind(kwargs, match):
+    with pytest.raises(TypeError, match=match):
+        load_natural_image_patches(**{"n_patches": 10, **kwargs})
+
+
+def test_empty_image_list():
+    with pytest.raises(ValueError, match="images is empty"):
+        load_natural_image_patches(8, 10, images=[])
+
+
+@pytest.mark.parametrize(
     ("image", "kwargs", "match"),
     [
         (np.full((8, 8), np.nan), {}, "NaN"),

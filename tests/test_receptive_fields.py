@@ -338,3 +338,71 @@ def test_plots_smoke(synthetic):
 def test_fit_gabors_refuses_bad_atoms(atoms, match):
     with pytest.raises(ValueError, match=match):
         rf.fit_gabors(atoms, (8, 8))
+
+
+POPULATION = {"nx": [0.2, 0.4, 0.8], "ny": [0.3, 0.9, 1.2], "phase": [0.1, 1.2, 0.7]}
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "match"),
+    [
+        (
+            lambda: compare_fits(POPULATION, POPULATION, n_permutations=0),
+            ValueError,
+            "n_permutations",
+        ),
+        (
+            lambda: compare_fits(POPULATION, POPULATION, n_permutations=9.5),
+            TypeError,
+            "n_permutations",
+        ),
+        (lambda: compare_fits(POPULATION, POPULATION, phase_bins=0), ValueError, "phase_bins"),
+        (lambda: compare_fits(POPULATION, POPULATION, phase_bins=True), TypeError, "phase_bins"),
+        (
+            lambda: compare_to_v1(POPULATION, [0.1, np.nan], [0.2, 0.3], [0.0, 1.0]),
+            ValueError,
+            "nx contains NaN",
+        ),
+        (lambda: compare_to_v1(POPULATION, [0.1, -1.0], [0.2, 0.3], [0.0, 1.0]), ValueError, "nx"),
+        (lambda: compare_to_v1(POPULATION, [0.1], [0.2], ["even"]), TypeError, "phase"),
+        (lambda: summarize_gabor_fits({**POPULATION, "ny": [0.1, np.inf, 0.2]}), ValueError, "ny"),
+        (lambda: fit_gabors(np.zeros((1, 9)), (3, 3), max_nfev=0), ValueError, "max_nfev"),
+        (lambda: fit_gabors(np.zeros((1, 9)), (3, 3), r2_min=np.nan), ValueError, "r2_min"),
+        (lambda: fit_gabors(np.zeros((1, 9)), (3, 3), min_inside=2.0), ValueError, "min_inside"),
+        (lambda: fit_gabors(np.zeros((1, 9)), (3, 3), n_jobs=0), ValueError, "n_jobs"),
+        (lambda: fit_gabors(np.zeros((1, 9)), (3, 0)), ValueError, r"patch_shape\[1\]"),
+        (lambda: fit_gabors(np.zeros((1, 9)), 9), TypeError, "patch_shape"),
+        (lambda: make_gabor((8, 8), sigma_x=0.0), ValueError, "sigma_x"),
+        (lambda: make_gabor((8, 8), frequency=-0.1), ValueError, "frequency"),
+        (lambda: make_gabor((8, 8), phase=np.nan), ValueError, "phase"),
+        (lambda: make_gabor((8.5, 8)), TypeError, "patch_shape"),
+    ],
+)
+def test_analysis_functions_refuse_bad_arguments(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
+
+
+def test_plots_refuse_bad_arguments(synthetic):
+    mpl = pytest.importorskip("matplotlib")
+    mpl.use("Agg")
+    import matplotlib.pyplot as plt
+
+    _, atoms, fit = synthetic
+    n_figures = len(plt.get_fignums())
+    with pytest.raises(ValueError, match="n_cols"):
+        rf.plot_atoms(atoms, SHAPE, n_cols=0)
+    with pytest.raises(ValueError, match="0 sample"):
+        rf.plot_atoms(atoms[:0], SHAPE)
+    with pytest.raises(ValueError, match="fit holds 24 atoms"):
+        rf.plot_atoms(atoms[:5], SHAPE, fit=fit)
+    with pytest.raises(TypeError, match="GaborFit"):
+        rf.plot_atoms(atoms, SHAPE, fit=POPULATION)
+    with pytest.raises(ValueError, match="shape"):
+        rf.plot_atoms(atoms, (8, 8))
+    with pytest.raises(ValueError, match="bins"):
+        rf.plot_phase_histogram(fit, bins=0)
+    with pytest.raises(ValueError, match="v1_phase"):
+        rf.plot_phase_histogram(fit, v1_phase=[0.1, np.nan])
+    # refused before any figure is made
+    assert len(plt.get_fignums()) == n_figures
