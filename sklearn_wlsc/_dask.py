@@ -263,6 +263,28 @@ def encode_dask(
     )
 
 
+def _reconstruct_block(block, A):
+    block = np.asarray(block)
+    _check_finite(block)
+    return block @ A
+
+
+def reconstruct_dask(X, A):
+    """``X @ A`` blockwise and lazily, each task checking its codes are
+    finite (``X`` from :func:`check_dask_array`, ``A`` in its dtype)."""
+    from dask.base import tokenize
+
+    A = np.ascontiguousarray(A, dtype=X.dtype)
+    return X.map_blocks(
+        _reconstruct_block,
+        A,
+        chunks=(X.chunks[0], (A.shape[1],)),
+        dtype=X.dtype,
+        meta=np.empty((0, 0), dtype=X.dtype),
+        name="wlsc-reconstruct-" + tokenize(X, A),
+    )
+
+
 def _map_encode(
     Y, A, alpha, algorithm, n_layers, tol, max_iter, backend_name, device, n_jobs, output="codes"
 ):

@@ -775,20 +775,38 @@ class WeightedL1SparseCoder(
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_components)
+        X : array-like, Tensor or dask array of shape (n_samples, n_components)
             Codes.
 
         Returns
         -------
-        Y : ndarray of shape (n_samples, n_features)
+        Y : ndarray, Tensor or dask array of shape (n_samples, n_features)
+            In the dtype of ``X`` (float64 for integer codes); a torch tensor
+            ``X`` gives a tensor on its device, a dask array a dask array.
         """
         check_is_fitted(self)
+        m = self.components_.shape[0]
+
+        def check_columns(n_columns):
+            if n_columns != m:
+                raise ValueError(
+                    f"X has {n_columns} columns, but codes of this model have "
+                    f"n_components={m} columns."
+                )
+
+        if _dask.is_dask_collection(X):
+            X = _dask.check_dask_array(X)
+            check_columns(X.shape[1])
+            return _dask.reconstruct_dask(X, self.components_)
+        if is_torch_tensor(X):
+            from ._backends._torch import import_torch
+
+            torch = import_torch()
+            X = _check_tensor(X)
+            check_columns(X.shape[1])
+            return X @ torch.as_tensor(self.components_, dtype=X.dtype, device=X.device)
         X = check_array(X, dtype=_FLOATS, input_name="X")
-        if X.shape[1] != self.components_.shape[0]:
-            raise ValueError(
-                f"X has {X.shape[1]} columns, but codes of this model have "
-                f"n_components={self.components_.shape[0]} columns."
-            )
+        check_columns(X.shape[1])
         return X @ self.components_.astype(X.dtype, copy=False)
 
     def score(self, X, y=None):

@@ -315,6 +315,30 @@ def test_dask_ml_parallel_post_fit(client):
     _assert_equal_to_rounding(codes.compute(), ppf.estimator.transform(Y))
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_inverse_transform_dask_in_dask_out(client, dtype):
+    Y, _ = _problem(16, n=900, dtype=dtype)
+    est = WeightedL1SparseCoder(n_components=10, random_state=0, max_iter=5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(Y)
+    codes = est.transform(da.from_array(Y, chunks=400))
+    Y_hat = est.inverse_transform(codes)
+    assert isinstance(Y_hat, da.Array) and Y_hat.dtype == dtype
+    # blockwise products may round differently from one product (BLAS)
+    rtol = 1e-12 if dtype == np.float64 else 1e-6
+    np.testing.assert_allclose(
+        Y_hat.compute(), est.inverse_transform(codes.compute()), rtol=rtol, atol=rtol
+    )
+    with pytest.raises(ValueError, match="n_components=10"):
+        est.inverse_transform(codes[:, :3])
+    bad = codes.compute()
+    bad[5, 0] = np.nan
+    lazy = est.inverse_transform(da.from_array(bad, chunks=400))
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        lazy.compute()
+
+
 def test_dask_ml_incremental_equals_sequential_partial_fit(client):
     wrappers = pytest.importorskip("dask_ml.wrappers")
     Y, _ = _problem(14)

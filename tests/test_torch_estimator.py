@@ -35,6 +35,30 @@ def test_transform_tensor_in_tensor_out(rng, algorithm, dtype):
     np.testing.assert_allclose(codes.numpy(), expected, atol=atol)
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_inverse_transform_tensor_in_tensor_out(rng, dtype):
+    Y, _ = make_problem(rng, n=40, d=5, m=6)
+    est = WeightedL1SparseCoder(6, random_state=0).fit(Y)
+    codes = est.transform(torch.as_tensor(Y, dtype=dtype)).requires_grad_(True)
+    Y_hat = est.inverse_transform(codes)
+    assert isinstance(Y_hat, torch.Tensor)
+    assert Y_hat.dtype == dtype and Y_hat.device == codes.device
+    expected = est.inverse_transform(codes.detach().numpy())
+    np.testing.assert_allclose(
+        Y_hat.detach().numpy(), expected, rtol=1e-6 if dtype == torch.float32 else 1e-12
+    )
+    # the reconstruction is differentiable in the codes
+    Y_hat.sum().backward()
+    row = est.components_.sum(axis=1).astype(expected.dtype)
+    np.testing.assert_allclose(codes.grad.numpy(), np.broadcast_to(row, codes.shape), rtol=1e-5)
+    with pytest.raises(ValueError, match="n_components=6"):
+        est.inverse_transform(codes.detach()[:, :3])
+    bad = codes.detach().clone()
+    bad[0, 0] = float("nan")
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        est.inverse_transform(bad)
+
+
 def test_sparse_encode_tensor(rng):
     Y, A = make_problem(rng, n=30, d=5, m=7)
     for algorithm in ("exact", "unrolled"):
