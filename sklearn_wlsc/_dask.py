@@ -114,10 +114,11 @@ def check_dask_array(X, *, dtype=(np.float64, np.float32)):
     return X
 
 
-def abs_max(X):
-    """``max |X|`` of a non-empty dask array, computed."""
-    high, low = _compute(X.max(), X.min())
-    return max(float(high), -float(low))
+def abs_max_and_mean(X):
+    """``max |X|`` and the float64 column mean of a non-empty dask array,
+    computed in one pass over the blocks."""
+    high, low, mean = _compute(X.max(), X.min(), X.mean(axis=0, dtype=np.float64))
+    return max(float(high), -float(low)), np.asarray(mean, dtype=np.float64)
 
 
 def scaled(X, exponent):
@@ -480,6 +481,7 @@ def alternating_fit_dask(
     warm_start=False,
     scale_exponent=0,
     return_statistics=False,
+    center=None,
 ):
     """Alternating minimization on a dask array, distributed and exact.
 
@@ -526,6 +528,10 @@ def alternating_fit_dask(
     return_statistics : bool, default=False
         Also return the per-sample sufficient statistics of the last
         encoding (:func:`~._dict_learning.mean_statistics`).
+    center : ndarray of shape (n_features,), default=None
+        The float64 column mean of ``Y`` when the caller has computed it
+        already (:func:`abs_max_and_mean`); ``None`` computes it, one more
+        pass over the data.
 
     Returns
     -------
@@ -543,8 +549,11 @@ def alternating_fit_dask(
     alpha = float(alpha)
     encode_params = dict(encode_params)
     encode_params.setdefault("tol", 1e-10)
-    (center,) = _compute(Y.mean(axis=0, dtype=np.float64))
+    if center is None:
+        (center,) = _compute(Y.mean(axis=0, dtype=np.float64))
     center = np.asarray(center, dtype=np.float64)
+    if center.shape != (Y.shape[1],):
+        raise ValueError(f"center has shape {center.shape}, expected ({Y.shape[1]},).")
     A = np.asarray(A, dtype=np.float64) - center
     n = Y.shape[0]
     blocks = list(Y.to_delayed().ravel())

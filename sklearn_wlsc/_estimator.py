@@ -525,8 +525,14 @@ class WeightedL1SparseCoder(
         # (exactly), so that no squared distance or objective leaves the
         # float range; the atoms and objectives are scaled back below
         if _dask.is_dask_collection(X):
-            exponent = _dict_learning.fit_scale_exponent(_dask.abs_max(X))
+            # one pass for the magnitude and the column mean; the mean serves
+            # the fit unless the data are scaled (then it is taken again, on
+            # the scaled data, as the in-memory fit takes it)
+            max_abs, center = _dask.abs_max_and_mean(X)
+            exponent = _dict_learning.fit_scale_exponent(max_abs)
             X_fit = _dask.scaled(X, exponent)
+            if not exponent:
+                fit_function = functools.partial(fit_function, center=center)
         else:
             exponent = _dict_learning.fit_scale_exponent(_dict_learning._abs_max(X))
             X_fit = np.ldexp(X, -exponent) if exponent else X

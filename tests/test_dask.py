@@ -185,6 +185,41 @@ def test_alternating_fit_dask_matches_in_memory(client, dtype, warm_start):
     np.testing.assert_allclose(A_d, A, rtol=1e-6, atol=1e-6 * np.abs(A).max())
 
 
+def test_dask_fit_takes_the_mean_in_the_magnitude_pass(client, monkeypatch):
+    # the column mean comes with max |Y| in one pass, unless the data must
+    # be scaled: then the fit takes it on the scaled data, as in memory
+    centers = []
+    fit_dask = _dask.alternating_fit_dask
+
+    def recording_fit(*args, **kwargs):
+        centers.append(kwargs.get("center"))
+        return fit_dask(*args, **kwargs)
+
+    monkeypatch.setattr(_dask, "alternating_fit_dask", recording_fit)
+    Y, A = _problem(17, n=900)
+    params = dict(n_components=10, init=A, max_iter=3, tol=0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ref = WeightedL1SparseCoder(**params).fit(Y)
+        est = WeightedL1SparseCoder(**params).fit(da.from_array(Y, chunks=300))
+        params["init"] = np.ldexp(A, 300)
+        big = WeightedL1SparseCoder(**params).fit(da.from_array(np.ldexp(Y, 300), chunks=300))
+    np.testing.assert_allclose(centers[0], Y.mean(axis=0), rtol=1e-14)
+    assert centers[1] is None
+    np.testing.assert_allclose(est.objective_path_, ref.objective_path_, rtol=1e-9)
+    np.testing.assert_allclose(np.ldexp(big.components_, -300), est.components_, rtol=1e-12)
+    with pytest.raises(ValueError, match="center has shape"):
+        fit_dask(
+            da.from_array(Y),
+            est.components_,
+            0.5,
+            max_iter=1,
+            tol=0.0,
+            encode_params=ENCODE,
+            center=np.zeros(2),
+        )
+
+
 def test_alternating_fit_dask_statistics_match_in_memory(client):
     # the statistics that partial_fit continues from: those of the last
     # encoding, in the data's coordinates, on either path
