@@ -30,7 +30,14 @@ def check_real(value, name, low=-math.inf, high=math.inf):
         raise TypeError(f"{name} must be a real number, got {value!r}.")
     value = float(value)
     if not (math.isfinite(value) and low <= value <= high):
-        bounds = f" in [{low:g}, {high:g}]" if math.isfinite(low) or math.isfinite(high) else ""
+        if math.isfinite(low) and math.isfinite(high):
+            bounds = f" in [{low:g}, {high:g}]"
+        elif math.isfinite(low):
+            bounds = f" >= {low:g}"
+        elif math.isfinite(high):
+            bounds = f" <= {high:g}"
+        else:
+            bounds = ""
         raise ValueError(f"{name} must be a finite number{bounds}, got {value!r}.")
     return value
 
@@ -49,3 +56,30 @@ def check_patch_shape(patch_shape, name="patch_shape"):
     except (TypeError, ValueError):
         raise TypeError(f"{name} must be a pair (height, width), got {patch_shape!r}.") from None
     return check_count(h, f"{name}[0]"), check_count(w, f"{name}[1]")
+
+
+class RejectsBoolCounts:
+    """Estimator mixin: integer parameters refuse ``True`` and ``False``.
+
+    scikit-learn's ``Interval(Integral, ...)`` accepts bools (``True`` is
+    the integer one), so ``n_clusters=True`` would pass validation and fail
+    deep inside a fit. Placed before ``BaseEstimator``, this extends
+    ``_validate_params`` to refuse a bool for every parameter whose
+    constraints are integer intervals and do not name ``"boolean"``.
+    """
+
+    def _validate_params(self):
+        from sklearn.utils._param_validation import Interval, InvalidParameterError
+
+        super()._validate_params()
+        for name, constraints in self._parameter_constraints.items():
+            if "boolean" in constraints or not any(
+                isinstance(c, Interval) and c.type is Integral for c in constraints
+            ):
+                continue
+            value = getattr(self, name)
+            if isinstance(value, bool | np.bool_):
+                raise InvalidParameterError(
+                    f"The {name!r} parameter of {type(self).__name__} must be an "
+                    f"integer, not a bool; got {value!r}."
+                )

@@ -29,9 +29,9 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.extmath import safe_sparse_dot
 from sklearn.utils.validation import check_is_fitted, check_non_negative, validate_data
 
-from ._dict_learning import _abs_max
+from ._checks import RejectsBoolCounts
 from ._estimator import WeightedL1SparseCoder
-from ._objective import ALPHA_MAX, power_of_two_exponent
+from ._objective import ALPHA_MAX
 
 _FLOATS = [np.float64, np.float32]
 
@@ -40,8 +40,17 @@ _FLOATS = [np.float64, np.float32]
 
 
 def _row_sums(X):
-    """Row sums of a dense or sparse ``X`` as a 1-d float64 array."""
-    return np.asarray(X.sum(axis=1), dtype=np.float64).ravel()
+    """Row sums of a dense or sparse ``X`` as a 1-d array, summed in float64."""
+    with np.errstate(over="ignore"):  # an overflow is handled by the caller
+        return np.asarray(X.sum(axis=1, dtype=np.float64), dtype=np.float64).ravel()
+
+
+def _row_max_exponents(X):
+    """Per row, the exponent ``e`` with ``max_j x_ij`` in ``[2^(e-1), 2^e)``
+    (zero for a zero row) of a non-negative ``X``, dense or sparse."""
+    top = X.max(axis=1)
+    top = np.asarray(top.toarray() if sparse.issparse(top) else top, dtype=np.float64).ravel()
+    return np.frexp(top)[1]
 
 
 def _to_simplex(X):
@@ -49,11 +58,21 @@ def _to_simplex(X):
 
     A row with no positive entry (a sample with no edge) stays zero. Rows
     are divided by their sums rather than multiplied by the reciprocals,
-    which overflow for sums in the subnormal range.
+    which overflow for sums in the subnormal range; when a sum overflows,
+    every row is first divided by a power of two of its largest entry
+    (exactly), so that no sum can.
     """
     r = _row_sums(X)
     if np.allclose(r, 1.0, rtol=0, atol=1e-6):
         return X
+    if not np.isfinite(r).all():
+        e = _row_max_exponents(X)
+        if sparse.issparse(X):
+            X = X.tocsr(copy=True)
+            X.data = np.ldexp(X.data, -np.repeat(e, np.diff(X.indptr))).astype(X.dtype)
+        else:
+            X = np.ldexp(X, -e[:, None]).astype(X.dtype, copy=False)
+        r = _row_sums(X)
     if sparse.issparse(X):
         out = X.tocsr(copy=True)
         r_entries = np.repeat(r, np.diff(out.indptr))
@@ -90,20 +109,23 @@ def _graph_components(XtX, s, min_mass=None):
     core : ndarray of shape (m,), dtype=bool
         Used atoms whose component holds at least ``min_mass`` (``None``: the
         mass of an average atom, ``Σ s / m``); the others are dangling.
+    n_core : int
+        Number of components of the core atoms.
     """
     m = s.shape[0]
     used = s > 0
     core = np.zeros(m, dtype=bool)
     if not used.any():
-        return 0, core
+        return 0, core, 0
     idx = np.flatnonzero(used)
     pattern = sparse.csr_matrix(XtX[np.ix_(idx, idx)] > 0)
     n_comp, labels = connected_components(pattern, directed=False)
     mass = np.bincount(labels, weights=s[idx], minlength=n_comp)
     if min_mass is None:
         min_mass = s.sum() / m
-    core[idx] = mass[labels] >= min_mass
-    return int(n_comp), core
+    heavy = mass >= min_mass
+    core[idx] = heavy[labels]
+    return int(n_comp), core, int(heavy.sum())
 
 
 def simplex_spectral_projection(XtX, s, n_components, core=None):
@@ -168,6 +190,15 @@ def simplex_spectral_projection(XtX, s, n_components, core=None):
     sigma[:r][sigma[:r] <= noise] = 0.0
     inv_sigma = np.where(sigma[:r] > 0, 1.0 / np.maximum(sigma[:r], noise), 0.0)
     P[:, :r] = d[:, None] * V * inv_sigma[None, :]
+    # P = diag(s)^-1 XᵀX P diag(σ)^-2 as well (XᵀX P = diag(s) P diag(σ)²):
+    # row j becomes the x_ij-weighted mean of the training embeddings X P of
+    # the samples that use atom j, over σ². Computed so, an atom of tiny
+    # degree gets the rows of its users, where d_j = s_j^(-1/2) would blow
+    # up the rounding error of its eigenvector entries (by 1e100 for a
+    # degree of 1e-200).
+    R = XtX @ (P[:, :r] * inv_sigma[None, :] ** 2)
+    P[:, :r] = 0.0
+    P[used, :r] = R[used] / s[used, None]
     return P, sigma
 
 
@@ -276,7 +307,9 @@ def _select_delocalized(X, P, sigma, n_components, min_support):
 # -- public estimators -----------------------------------------------------
 
 
-class SimplexSpectralEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class SimplexSpectralEmbedding(
+    RejectsBoolCounts, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
+):
     r"""Spectral embedding of codes through the sample–atom bipartite graph.
 
     Codes ``X`` (rows on the probability simplex, one column per atom) are
@@ -353,6 +386,9 @@ class SimplexSpectralEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin
     n_graph_components_ : int
         Number of connected components of the training graph that contain a
         sample, dangling ones included.
+    n_core_components_ : int
+        Number of those components that are kept (carry at least
+        ``min_support``).
     n_localized_ : int
         Number of localized singular vectors skipped ahead of the last kept
         one.
@@ -504,7 +540,9 @@ class SimplexSpectralEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin
         XtX, s = _gram(X)
         # a row on the simplex carries mass one: Σ s / m is n / m without isolated rows
         min_support = s.sum() / m if self.min_support is None else self.min_support
-        self.n_graph_components_, self.core_atoms_ = _graph_components(XtX, s, min_support)
+        self.n_graph_components_, self.core_atoms_, self.n_core_components_ = _graph_components(
+            XtX, s, min_support
+        )
         if not self.core_atoms_.any():
             reason = (
                 "every code is zero"
@@ -538,6 +576,15 @@ class SimplexSpectralEmbedding(ClassNamePrefixFeaturesOutMixin, TransformerMixin
         self.components_ = (P * diffusion_weights(sigma_w, self.diffusion_time_)[None, :]).T
         self.singular_values_ = sigma
         self.atom_degrees_ = s
+        if self.core_atoms_.any() and not sigma.any():
+            warnings.warn(
+                f"Nothing to embed: the kept graph ({self.n_core_components_} connected "
+                "component(s)) has no non-trivial singular vector, so every embedded "
+                "sample is zero; this happens when the codes' samples share one atom "
+                "(or one group of atoms), or when min_support drops the other components.",
+                UserWarning,
+                stacklevel=3,
+            )
         return self
 
     def transform(self, X):
@@ -635,9 +682,11 @@ def needs_standardizing(X):
     compared with the smaller (the mean of the two could never be exceeded
     tenfold).
 
-    The answer does not depend on the data's magnitude: the spreads are
-    computed in float64 on the data scaled by a power of two, so that they
-    neither overflow nor underflow anywhere in the dtype's range.
+    The answer does not depend on the data's magnitude: each feature's
+    spread is computed in float64 on the feature divided by a power of two
+    of its largest magnitude, and compared in powers of two, so that none
+    overflows or underflows anywhere in the dtype's range, however far
+    apart the features' scales.
 
     Parameters
     ----------
@@ -648,15 +697,37 @@ def needs_standardizing(X):
     standardize : bool
     """
     X = np.asarray(X, dtype=np.float64)
-    std = np.ldexp(X, -power_of_two_exponent(_abs_max(X))).std(axis=0)
-    std = np.sort(std[std > 0])
-    if std.size < 2:
+    e = np.frexp(np.abs(X).max(axis=0, initial=0.0))[1]
+    std = np.ldexp(X, -e[None, :]).std(axis=0)
+    spread = std > 0
+    # log2 of each spread: that of the scaled feature plus its exponent
+    log_std = np.sort(np.log2(std[spread]) + e[spread])
+    if log_std.size < 2:
         return False
-    lower_median = std[(std.size - 1) // 2]
-    return bool(std[-1] > STANDARDIZE_RATIO * lower_median)
+    lower_median = log_std[(log_std.size - 1) // 2]
+    return bool(log_std[-1] > math.log2(STANDARDIZE_RATIO) + lower_median)
 
 
-class SimplexSpectralClustering(ClusterMixin, BaseEstimator):
+def _fit_scaler(X):
+    """``StandardScaler`` fitted to ``X`` at any magnitude.
+
+    It is fitted to each feature divided by a power of two of its largest
+    magnitude (exactly, so that no variance overflows or underflows), and
+    its ``mean_`` and ``scale_`` (and ``var_``, which may leave the float
+    range) are scaled back: ``transform`` then standardizes ``X`` with the
+    numbers a fit at moderate magnitudes would give, and bit for bit the
+    same ones there.
+    """
+    e = np.frexp(np.abs(X).max(axis=0, initial=0.0))[1]
+    scaler = StandardScaler().fit(np.ldexp(X, -e[None, :]).astype(X.dtype, copy=False))
+    scaler.mean_ = np.ldexp(scaler.mean_, e)
+    scaler.scale_ = np.ldexp(scaler.scale_, e)
+    with np.errstate(over="ignore", under="ignore"):
+        scaler.var_ = np.ldexp(scaler.var_, 2 * e)
+    return scaler
+
+
+class SimplexSpectralClustering(RejectsBoolCounts, ClusterMixin, BaseEstimator):
     r"""Spectral clustering through weighted-l1 sparse codes on the simplex.
 
     Three steps, each a fitted sub-estimator:
@@ -687,7 +758,10 @@ class SimplexSpectralClustering(ClusterMixin, BaseEstimator):
         Dimension of the spectral embedding. ``None``: ``2 c`` (at most
         ``m - 1``, at least ``c``). ``c - 1`` vectors separate ``c`` ideal
         groups, but on real data some groups only part in later vectors; the
-        diffusion weights fade the vectors past the spectrum's decay.
+        diffusion weights fade the vectors past the spectrum's decay. With
+        ``None`` and ``diffusion_time="auto"``, when the graph falls apart
+        into ``p ≥ c`` kept pieces (connected components), the embedding is
+        their ``p - 1`` indicator vectors alone (see Notes).
     diffusion_time : float or "auto", default="auto"
         Diffusion time ``t`` of the embedding: vector ``i`` is weighted by
         ``(σ_i / σ_1)^{2t}`` (see :class:`SimplexSpectralEmbedding`).
@@ -742,7 +816,8 @@ class SimplexSpectralClustering(ClusterMixin, BaseEstimator):
     Attributes
     ----------
     labels_ : ndarray of shape (n_samples,)
-        Cluster of each training sample.
+        Cluster of each training sample: what :meth:`predict` gives for the
+        training samples.
     scaler_ : StandardScaler or None
         The fitted scaler, when features were standardized.
     coders_ : list of WeightedL1SparseCoder
@@ -777,15 +852,30 @@ class SimplexSpectralClustering(ClusterMixin, BaseEstimator):
     co-association (evidence accumulation) of the ``R`` local partitions
     computed in ``O(n R m)`` instead of ``O(n²)``. The larger default
     ``α = 0.5`` keeps each graph local; their average restores the links
-    between neighbouring atoms. Localized singular vectors are skipped with
-    ``min_support = n / m``, the samples an atom of one dictionary serves.
+    between neighbouring atoms. Localized singular vectors and lighter
+    components are skipped with ``min_support = min(n / m, n / (2 c))``:
+    the samples an atom of one dictionary serves, but never more than half
+    an average cluster (when repeated rows leave few distinct points, and
+    so few atoms, a group of identical rows is a cluster, not an outlier).
+
+    **Separate pieces.** When the averaged graph falls apart into ``p ≥ c``
+    connected components that carry ``min_support`` each, the data are
+    already split into at least ``c`` groups with no sample between them,
+    and the singular vectors beyond the ``p - 1`` indicators describe the
+    structure *within* the pieces. With the default ``n_components`` and
+    ``diffusion_time``, the embedding is then the indicators alone
+    (``n_components_ = p - 1``, no diffusion weights), and k-means groups
+    the pieces: otherwise the spread inside one large piece could outweigh
+    two small ones (well-separated blobs of 500, 100 and 100 samples).
 
     With ``n_dictionaries=1``, without standardization and subsampling,
     ``fit`` is exactly the pipeline ``WeightedL1SparseCoder(m, alpha=α,
     max_iter=max_iter, tol=tol, random_state=random_state)``,
-    ``SimplexSpectralEmbedding(k, min_support=n / m,
-    diffusion_time=diffusion_time)``, ``KMeans(n_clusters, n_init=n_init,
-    random_state=random_state)``, with ``k`` the ``n_components_`` used.
+    ``SimplexSpectralEmbedding(k, min_support=min(n / m, n / (2 c)),
+    diffusion_time=t)``, ``KMeans(n_clusters, n_init=n_init,
+    random_state=random_state)``, with ``k`` the ``n_components_`` used and
+    ``t`` the ``diffusion_time`` given (``0`` when the graph falls apart into
+    ``c`` or more pieces, above).
 
     The dictionary is a landmark set and the codes the landmark
     representation of landmark-based spectral clustering (Cai and Chen,
@@ -931,7 +1021,8 @@ class SimplexSpectralClustering(ClusterMixin, BaseEstimator):
         m, n_components, alpha, standardize, n_fit = self._resolve(X)
         self.n_atoms_, self.n_components_, self.alpha_ = m, n_components, alpha
 
-        self.scaler_ = StandardScaler().fit(X) if standardize else None
+        # the steps hand arrays to each other, whatever transform_output says
+        self.scaler_ = _fit_scaler(X).set_output(transform="default") if standardize else None
         Y = self.scaler_.transform(X) if standardize else X
         rng = check_random_state(self.random_state)
         seeds = [self.random_state] + [
@@ -962,7 +1053,7 @@ class SimplexSpectralClustering(ClusterMixin, BaseEstimator):
                 tol=self.tol,
                 n_jobs=self.n_jobs,
                 random_state=seed,
-            )
+            ).set_output(transform="default")
             with warnings.catch_warnings():
                 warnings.filterwarnings(
                     "ignore",
@@ -972,13 +1063,36 @@ class SimplexSpectralClustering(ClusterMixin, BaseEstimator):
                 self.coders_.append(coder.fit(Y_fit))
         self.coder_ = self.coders_[0]
         codes = self._encode(Y)
+        # components lighter than an average atom's share are outliers, but
+        # not one that weighs half an average cluster (many repeated rows
+        # can leave fewer atoms than clusters need)
+        min_support = min(n / m, n / (2 * self.n_clusters))
         self.embedding_ = SimplexSpectralEmbedding(
-            n_components, min_support=n / m, diffusion_time=self.diffusion_time
-        ).fit(codes)
+            n_components, min_support=min_support, diffusion_time=self.diffusion_time
+        ).set_output(transform="default")
+        self.embedding_.fit(codes)
+        n_pieces = self.embedding_.n_core_components_
+        if (
+            self.n_components is None
+            and self.diffusion_time == "auto"
+            and self.n_clusters >= 2
+            and n_pieces >= self.n_clusters
+        ):
+            # the graph falls apart into at least c pieces: cluster the pieces
+            # (the indicator vectors, σ = 1), not the structure within them,
+            # which would outweigh small pieces next to a large one
+            self.n_components_ = n_pieces - 1
+            self.embedding_ = SimplexSpectralEmbedding(
+                n_pieces - 1, min_support=min_support, diffusion_time=0
+            ).set_output(transform="default")
+            self.embedding_.fit(codes)
+        U = self.embedding_.transform(codes)
         self.kmeans_ = KMeans(
             self.n_clusters, n_init=self.n_init, random_state=self.random_state
-        ).fit(self.embedding_.transform(codes))
-        self.labels_ = self.kmeans_.labels_
+        ).fit(U)
+        # the labels predict gives (k-means breaks ties between equal
+        # centers differently in fit and in predict)
+        self.labels_ = self.kmeans_.predict(U)
         self.n_iter_ = max(coder.n_iter_ for coder in self.coders_)
         return self
 

@@ -17,6 +17,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _dask, _dict_learning, _objective
 from ._backends import BACKENDS, get_backend, is_torch_tensor
+from ._checks import RejectsBoolCounts
 
 try:  # scikit-learn >= 1.9: progress and early-stopping callbacks
     from sklearn.callback import CallbackSupportMixin
@@ -236,7 +237,11 @@ def sparse_encode(
 
 
 class WeightedL1SparseCoder(
-    CallbackSupportMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
+    RejectsBoolCounts,
+    CallbackSupportMixin,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+    BaseEstimator,
 ):
     r"""Dictionary learning with weighted-l1 sparse codes on the simplex.
 

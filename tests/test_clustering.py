@@ -639,3 +639,130 @@ def test_repeated_samples_do_not_inflate_the_dictionary():
     est = SimplexSpectralClustering(3, random_state=0).fit(X)
     assert est.n_atoms_ == 10
     assert adjusted_rand_score(y, est.labels_) == 1.0
+
+
+# -- findings of a review: unequal groups, repeats, magnitudes, settings -----
+
+
+@pytest.mark.parametrize(("sizes", "d"), [([250, 50, 50], 2), ([450, 50], 5)])
+def test_clustering_separated_groups_of_unequal_size(sizes, d):
+    # far-apart blobs: the graph falls apart into one piece per blob, and the
+    # structure inside the large one must not outweigh the small ones
+    c = len(sizes)
+    centers = np.eye(c, d) * 20
+    X, y = make_blobs(n_samples=sizes, n_features=d, centers=centers, random_state=0)
+    model = SimplexSpectralClustering(c, random_state=0).fit(X)
+    assert model.embedding_.n_core_components_ >= c
+    assert model.n_components_ == model.embedding_.n_core_components_ - 1
+    assert adjusted_rand_score(y, model.labels_) == 1.0
+    np.testing.assert_array_equal(model.predict(X), model.labels_)
+
+
+def test_clustering_keeps_groups_of_repeated_rows():
+    # three points repeated 200, 50 and 50 times: few atoms, and the groups
+    # of 50 are a sixth of the data each, not outliers
+    X = np.repeat([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]], (200, 50, 50), axis=0)
+    y = np.repeat([0, 1, 2], (200, 50, 50))
+    model = SimplexSpectralClustering(3, random_state=0).fit(X)
+    assert adjusted_rand_score(y, model.labels_) == 1.0
+
+
+def test_embedding_warns_when_the_kept_graph_has_nothing_to_embed():
+    # every sample uses the same atom: one component, no non-trivial vector
+    X = np.zeros((30, 4))
+    X[:, 1] = 1.0
+    with pytest.warns(UserWarning, match="no non-trivial singular vector"):
+        E = SimplexSpectralEmbedding(2).fit_transform(X)
+    assert not E.any()
+
+
+def test_clustering_standardizes_at_any_magnitude():
+    X, y = make_blobs(150, centers=3, n_features=4, random_state=0)
+    X[:, 0] *= 100  # heterogeneous scales: standardize="auto" turns on
+    params = dict(n_dictionaries=2, random_state=0)
+    ref = SimplexSpectralClustering(3, **params).fit(X)
+    assert ref.scaler_ is not None and adjusted_rand_score(y, ref.labels_) == 1.0
+    for e in (-700, 700):
+        model = SimplexSpectralClustering(3, **params).fit(np.ldexp(X, e))
+        np.testing.assert_array_equal(model.labels_, ref.labels_)
+        np.testing.assert_allclose(np.ldexp(model.scaler_.scale_, -e), ref.scaler_.scale_)
+        np.testing.assert_array_equal(model.predict(np.ldexp(X[:20], e)), ref.labels_[:20])
+
+
+def test_needs_standardizing_with_feature_scales_far_apart():
+    Z = np.random.default_rng(0).standard_normal((50, 3))
+    for r in (1e2, 1e100, 1e200, 1e300):
+        # the small features' variances underflow next to the large one's
+        assert needs_standardizing(Z * [r, 1.0, 2.0])
+        assert needs_standardizing(Z * [1.0, 1.0 / r, 2.0 / r])
+    assert not needs_standardizing(Z * [3.0, 1.0, 2.0])
+
+
+def test_embedding_rows_whose_sums_overflow():
+    X = np.array([[1.0, 1, 0, 0], [1, 0.5, 0, 0], [0, 0, 1, 1], [0, 0, 1, 0.3]])
+    ref = SimplexSpectralEmbedding(1).fit_transform(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow warning, no false "nothing to embed"
+        for Xs in (X * 1e308, (X * 3e38).astype(np.float32), sparse.csr_matrix(X * 1e308)):
+            got = SimplexSpectralEmbedding(1).fit_transform(Xs)
+            np.testing.assert_allclose(got, ref, atol=1e-6)
+
+
+def test_embedding_of_an_atom_with_a_tiny_degree():
+    # atom 6 is used by one sample with a weight of 1e-200: its row of the
+    # atom side is that sample's embedding over σ², not rounding noise
+    # multiplied by s^(-1/2) = 1e100
+    rng = np.random.RandomState(0)
+    X = np.c_[rng.dirichlet(np.ones(6) * 0.3, size=50), np.zeros(50)]
+    rows = {}
+    for w in (1e-50, 1e-200):
+        X[0, 6] = w
+        emb = SimplexSpectralEmbedding(3).fit(X)
+        assert np.abs(emb.components_).max() < 10
+        assert np.isfinite(emb.transform(X.astype(np.float32))).all()
+        U0 = emb.transform(X[:1]) * np.linalg.norm(X[:1] @ emb.components_.T)
+        np.testing.assert_allclose(
+            emb.components_[:, 6], U0.ravel() / emb.singular_values_**2, rtol=1e-8
+        )
+        rows[w] = emb.transform([[0.5, 0, 0, 0, 0, 0, 0.5]])
+    np.testing.assert_allclose(rows[1e-200], rows[1e-50], atol=1e-10)
+
+
+def test_clustering_ignores_the_global_output_container():
+    pytest.importorskip("pandas")
+    from sklearn import config_context
+
+    X, _ = make_blobs(120, centers=3, n_features=4, random_state=0)
+    X[:, 0] *= 100  # with the scaler, as a step
+    ref = SimplexSpectralClustering(3, n_dictionaries=2, random_state=0).fit(X)
+    with config_context(transform_output="pandas"), warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        np.testing.assert_array_equal(ref.predict(X), ref.labels_)
+        model = SimplexSpectralClustering(3, n_dictionaries=2, random_state=0).fit(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        np.testing.assert_array_equal(model.predict(X), ref.labels_)
+
+
+def test_labels_equal_predict_when_clusters_outnumber_points():
+    X = np.repeat([[0.0, 0.0], [5.0, 1.0], [1.0, 7.0]], 3, axis=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # k-means: fewer distinct points than clusters
+        model = SimplexSpectralClustering(6, n_dictionaries=1, random_state=0).fit(X)
+    np.testing.assert_array_equal(model.predict(X), model.labels_)
+
+
+@pytest.mark.parametrize(
+    ("estimator", "name"),
+    [
+        (SimplexSpectralClustering(n_clusters=True), "n_clusters"),
+        (SimplexSpectralClustering(3, n_init=True), "n_init"),
+        (SimplexSpectralEmbedding(n_components=True), "n_components"),
+        (WeightedL1SparseCoder(n_components=True), "n_components"),
+        (WeightedL1SparseCoder(3, n_layers=True), "n_layers"),
+    ],
+)
+def test_integer_parameters_refuse_bools(estimator, name):
+    X = np.random.default_rng(0).dirichlet(np.ones(4), size=30)
+    with pytest.raises(ValueError, match=f"'{name}' parameter of {type(estimator).__name__}"):
+        estimator.fit(X)
