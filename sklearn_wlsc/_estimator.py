@@ -66,6 +66,13 @@ def _check_tensor(X, input_name="X", n_features=None):
     from ._backends._torch import import_torch
 
     torch = import_torch()
+    if X.layout != torch.strided:
+        raise TypeError(
+            f"{input_name} is a sparse torch tensor ({X.layout}); pass a dense one "
+            "(tensor.to_dense())."
+        )
+    if X.device.type == "meta":
+        raise ValueError(f"{input_name} is a meta tensor, which holds no data.")
     if X.ndim != 2:
         raise ValueError(f"Expected a 2D tensor for {input_name}, got a {X.ndim}D tensor.")
     if X.is_complex():
@@ -180,6 +187,10 @@ def sparse_encode(
     >>> codes.round(3)
     array([[0.7, 0.2, 0.1]])
     """
+    for name, value in (("n_layers", n_layers), ("max_iter", max_iter), ("n_jobs", n_jobs)):
+        # validate_params takes True for the integer one
+        if isinstance(value, bool | np.bool_):
+            raise TypeError(f"{name} must be an integer, not a bool; got {value!r}.")
     # X keeps its kind (dask array, torch tensor or ndarray); the dictionary
     # is always validated as a numpy array
     if _dask.is_dask_collection(X):
@@ -299,6 +310,8 @@ class WeightedL1SparseCoder(
     backend : {"auto", "numba", "torch", "numpy"}, default="auto"
         Array backend. ``"auto"`` is numba, except for torch tensors, a
         non-CPU ``device`` and ``fit_algorithm="unrolled"``, which use torch.
+        A tensor is fitted and encoded on its own device unless ``device``
+        names another.
     device : str, default=None
         Device of the torch backend (``"cpu"``, ``"cuda"``, ``"cuda:1"``,
         ``"mps"``). Fitted attributes are numpy arrays in any case, so a
@@ -415,13 +428,25 @@ class WeightedL1SparseCoder(
     def _backend(self, *arrays):
         return get_backend(self.backend, *arrays, device=self.device)
 
+    def _fit_backend(self, X, tensor=None):
+        """The backend that fits validated ``X``; ``tensor`` is the torch
+        tensor it came from, whose device the torch backend then uses unless
+        ``device`` names another (``"auto"`` picks torch for tensors)."""
+        if tensor is None:
+            return self._backend(X)
+        device = tensor.device if self.device is None else self.device
+        return get_backend(self.backend, tensor, device=device)
+
     def _initial_dictionary(self, X, random_state):
         """Check ``n_components`` and ``init`` against ``X``; initial atoms."""
         n_features = X.shape[1]
         if isinstance(self.init, str):
             m = n_features if self.n_components is None else self.n_components
         else:
-            init = check_array(self.init, dtype=_FLOATS, input_name="init")
+            init = self.init
+            if is_torch_tensor(init):
+                init = _to_numpy(_check_tensor(init, "init"))
+            init = check_array(init, dtype=_FLOATS, input_name="init")
             m = init.shape[0] if self.n_components is None else self.n_components
             if init.shape != (m, n_features):
                 raise ValueError(
@@ -503,8 +528,10 @@ class WeightedL1SparseCoder(
         self : object
             The fitted estimator.
         """
+        tensor = None
         if is_torch_tensor(X):
-            X = _to_numpy(_check_tensor(X))
+            tensor = _check_tensor(X)
+            X = _to_numpy(tensor)
         if _dask.is_dask_collection(X):
             validate_data(self, _dask.column_meta(X), skip_check_array=True)
             X = _dask.check_dask_array(X)
@@ -519,9 +546,9 @@ class WeightedL1SparseCoder(
         else:
             X = validate_data(self, X, dtype=_FLOATS)
             if self.fit_algorithm == "unrolled":
-                return self._fit_unrolled(X)
+                return self._fit_unrolled(X, tensor)
             fit_function = functools.partial(
-                _dict_learning.alternating_fit, backend=self._backend(X)
+                _dict_learning.alternating_fit, backend=self._fit_backend(X, tensor)
             )
         callback_ctx = self._init_callback_context(max_subtasks=self.max_iter + 1)
         callback_ctx.call_on_fit_task_begin(estimator=self, X=X)
@@ -585,8 +612,10 @@ class WeightedL1SparseCoder(
         )
         return self
 
-    def _fit_unrolled(self, X):
-        """Train the atoms by backpropagation through the unrolled encoder."""
+    def _fit_unrolled(self, X, tensor=None):
+        """Train the atoms by backpropagation through the unrolled encoder,
+        on ``device``, else on the device of ``tensor`` (the torch tensor
+        ``X`` came from), else on the CPU."""
         if self.backend not in ("auto", "torch"):
             raise ValueError(
                 "fit_algorithm='unrolled' trains by backpropagation with torch: use "
@@ -597,10 +626,26 @@ class WeightedL1SparseCoder(
         import_torch()  # a clear ImportError when the extra is missing
         from .torch import train_unrolled
 
+        callback_ctx = self._init_callback_context(max_subtasks=self.max_iter)
+        callback_ctx.call_on_fit_task_begin(estimator=self, X=X)
+
+        def on_epoch(info):
+            # each epoch of the training is one callback task
+            ctx = callback_ctx.subcontext(task_name="epoch")
+            ctx.call_on_fit_task_begin(estimator=self, X=X)
+            return ctx.call_on_fit_task_end(
+                estimator=self,
+                X=X,
+                metadata={"objective": info["objective"]},
+                reconstruction_attributes=lambda: self._fitted_attributes(
+                    info["components"], X.dtype
+                ),
+            )
+
         random_state = check_random_state(self.random_state)
         A0 = self._initial_dictionary_in_memory(X, random_state)
         A, history, n_epochs = train_unrolled(
-            X,
+            X if tensor is None else tensor,
             A0,
             alpha=float(self.alpha),
             n_layers=self.n_layers,
@@ -611,6 +656,7 @@ class WeightedL1SparseCoder(
             random_state=random_state,
             device=self.device,
             verbose=self.verbose,
+            callback=on_epoch,
         )
         self.components_ = np.asarray(A, dtype=X.dtype)
         self.n_components_ = A.shape[0]
@@ -625,7 +671,7 @@ class WeightedL1SparseCoder(
             X,
             A,
             float(self.alpha),
-            self._backend(X),
+            self._fit_backend(X, tensor),
             algorithm="exact",
             keep_codes=False,
             statistics=True,
@@ -634,6 +680,11 @@ class WeightedL1SparseCoder(
         )
         n = X.shape[0]
         self._keep_statistics(tuple(t / n for t in res.statistics), n)
+        callback_ctx.call_on_fit_task_end(
+            estimator=self,
+            X=X,
+            reconstruction_attributes=lambda: self._fitted_attributes(self.components_, X.dtype),
+        )
         return self
 
     def _keep_statistics(self, statistics, n_samples):
@@ -692,8 +743,10 @@ class WeightedL1SparseCoder(
         first = not hasattr(self, "components_")
         # every call: parameters may have been set since the last one
         self._validate_params()
+        tensor = None
         if is_torch_tensor(X):
-            X = _to_numpy(_check_tensor(X))
+            tensor = _check_tensor(X)
+            X = _to_numpy(tensor)
         X = validate_data(self, X, dtype=_FLOATS, reset=first)
         if first:
             random_state = check_random_state(self.random_state)
@@ -703,7 +756,7 @@ class WeightedL1SparseCoder(
         else:
             A = self.components_.astype(np.float64)
         if getattr(self, "_stats", None) is None:
-            # first minibatch, or continuing from a model fitted by fit
+            # the first minibatch of a model that fit did not make
             m, d = A.shape
             self._stats = (np.zeros((m, m)), np.zeros(m), np.zeros((m, d)))
             self._minibatch_step = 0
@@ -711,7 +764,7 @@ class WeightedL1SparseCoder(
             X,
             A,
             float(self.alpha),
-            self._backend(X),
+            self._fit_backend(X, tensor),
             algorithm="exact",
             keep_codes=False,
             objective=True,

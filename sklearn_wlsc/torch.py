@@ -23,11 +23,11 @@ with its atoms, up to rounding.
 
 import math
 import time
-from numbers import Integral, Real
 
 import numpy as np
 
 from ._backends import _torch as _tb
+from ._checks import check_bool, check_count, check_real
 from ._objective import ALPHA_MAX
 
 torch = _tb.import_torch()  # an ImportError that says how to install torch
@@ -105,21 +105,27 @@ class UnrolledWLSC(nn.Module):
         dtype=None,
         device=None,
     ):
-        from sklearn.utils import check_scalar
-
         super().__init__()
-        self.n_components = check_scalar(n_components, "n_components", Integral, min_val=1)
-        self.n_features = check_scalar(n_features, "n_features", Integral, min_val=1)
-        self.alpha = float(check_scalar(alpha, "alpha", Real, min_val=0, max_val=ALPHA_MAX))
-        self.n_layers = check_scalar(n_layers, "n_layers", Integral, min_val=1)
-        self.train_step = bool(train_step)
+        self.n_components = check_count(n_components, "n_components")
+        self.n_features = check_count(n_features, "n_features")
+        self.alpha = check_real(alpha, "alpha", 0.0, ALPHA_MAX)
+        self.n_layers = check_count(n_layers, "n_layers")
+        self.train_step = check_bool(train_step, "train_step")
         device = _tb.resolve_device(device)
         if dictionary is None:
-            weight = torch.randn(n_components, n_features, dtype=dtype, device=device)
+            weight = torch.randn(self.n_components, self.n_features, dtype=dtype, device=device)
         else:
-            weight = torch.as_tensor(
-                np.asarray(dictionary) if not isinstance(dictionary, torch.Tensor) else dictionary
-            )
+            if not isinstance(dictionary, torch.Tensor):
+                # any layout numpy has (negative strides, big-endian, read-only)
+                dictionary = np.asarray(dictionary)
+                if dictionary.dtype.kind not in "biuf":
+                    raise TypeError(
+                        f"dictionary must hold real numbers, got dtype {dictionary.dtype}."
+                    )
+                dictionary = torch.from_numpy(
+                    dictionary.astype(dictionary.dtype.newbyteorder("="), order="C", copy=True)
+                )
+            weight = dictionary
             if dtype is None and not weight.is_floating_point():
                 dtype = torch.get_default_dtype()
             weight = weight.detach().to(device=device, dtype=dtype).clone()
@@ -128,6 +134,8 @@ class UnrolledWLSC(nn.Module):
                     f"dictionary has shape {tuple(weight.shape)}, but (n_components, "
                     f"n_features) = {(self.n_components, self.n_features)} is required."
                 )
+            if not bool(torch.isfinite(weight).all()):
+                raise ValueError("dictionary contains NaN or infinity.")
         self.weight = nn.Parameter(weight)
         if self.train_step:
             step = 1.0 / _tb.lipschitz_constant(self.weight)
@@ -203,6 +211,14 @@ def _seed(random_state):
     raise ValueError(f"Cannot seed a generator from {random_state!r}.")
 
 
+def _check_positive(value, name):
+    """A finite real number above zero, as a float."""
+    value = check_real(value, name, low=0.0)
+    if value == 0.0:
+        raise ValueError(f"{name} must be positive, got {value!r}.")
+    return value
+
+
 def train_unrolled(
     Y,
     A0,
@@ -275,21 +291,20 @@ def train_unrolled(
     n_epochs : int
         Number of epochs run.
     """
-    from sklearn.utils import check_array, check_scalar
+    from sklearn.utils import check_array
 
     from ._dict_learning import fit_scale_exponent, unscaled_objective
     from ._estimator import _check_tensor
 
-    check_scalar(alpha, "alpha", Real, min_val=0, max_val=ALPHA_MAX)
-    check_scalar(n_layers, "n_layers", Integral, min_val=1)
-    check_scalar(learning_rate, "learning_rate", Real, min_val=0, include_boundaries="neither")
-    check_scalar(batch_size, "batch_size", Integral, min_val=1)
-    check_scalar(max_epochs, "max_epochs", Integral, min_val=0)
-    check_scalar(tol, "tol", Real, min_val=0)
+    alpha = check_real(alpha, "alpha", 0.0, ALPHA_MAX)
+    n_layers = check_count(n_layers, "n_layers")
+    learning_rate = _check_positive(learning_rate, "learning_rate")
+    batch_size = check_count(batch_size, "batch_size")
+    max_epochs = check_count(max_epochs, "max_epochs", minimum=0)
+    tol = check_real(tol, "tol", low=0.0)
     if clip_grad_norm is not None:
-        check_scalar(
-            clip_grad_norm, "clip_grad_norm", Real, min_val=0, include_boundaries="neither"
-        )
+        clip_grad_norm = _check_positive(clip_grad_norm, "clip_grad_norm")
+    train_step = check_bool(train_step, "train_step")
     device = _tb.resolve_device(device)
     if isinstance(Y, torch.Tensor):
         Yt = _check_tensor(Y.detach(), "Y")
@@ -303,7 +318,10 @@ def train_unrolled(
     if isinstance(A0, torch.Tensor):
         A0 = _check_tensor(A0.detach(), "A0", n_features=Yt.shape[1])
     else:
-        A0 = torch.from_numpy(check_array(A0, dtype=np.float64, input_name="A0"))
+        # a C-ordered, writable copy: torch takes no negative strides
+        A0 = torch.from_numpy(
+            np.array(check_array(A0, dtype=np.float64, input_name="A0"), order="C", copy=True)
+        )
     if A0.shape[1] != Yt.shape[1]:
         raise ValueError(
             f"A0 has {A0.shape[1]} features, but Y has {Yt.shape[1]}; the atoms "

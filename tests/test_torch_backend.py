@@ -6,12 +6,14 @@ import pickle
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
+from sklearn.exceptions import ConvergenceWarning
 
 torch = pytest.importorskip("torch")
 
@@ -506,16 +508,46 @@ def test_train_unrolled_lowers_objective_on_digits(digits):
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"n_components": 0}, "n_components == 0"),
-        ({"n_features": 2.5}, "n_features must be an instance of int"),
-        ({"n_layers": 0}, "n_layers == 0"),
-        ({"alpha": -1.0}, "alpha == -1.0"),
-        ({"alpha": 1e7}, "alpha == 10000000.0"),
+        ({"n_components": 0}, "n_components must be an integer >= 1, got 0"),
+        ({"n_components": True}, "n_components must be an integer, got True"),
+        ({"n_features": 2.5}, "n_features must be an integer, got 2.5"),
+        ({"n_layers": 0}, "n_layers must be an integer >= 1"),
+        ({"n_layers": True}, "n_layers must be an integer, got True"),
+        ({"alpha": -1.0}, r"alpha must be a finite number in \[0, 1e\+06\], got -1.0"),
+        ({"alpha": 1e7}, "alpha must be a finite number"),
+        ({"alpha": float("nan")}, "alpha must be a finite number"),
+        ({"train_step": "no"}, "train_step must be True or False"),
+        ({"dictionary": np.full((4, 3), np.nan)}, "dictionary contains NaN"),
+        ({"dictionary": np.full((4, 3), "a")}, "dictionary must hold real numbers"),
     ],
 )
 def test_unrolled_module_refuses_bad_parameters(kwargs, match):
     with pytest.raises((ValueError, TypeError), match=match):
         UnrolledWLSC(**{"n_components": 4, "n_features": 3, **kwargs})
+
+
+def test_unrolled_module_and_training_take_any_numpy_layout(rng):
+    # negative strides, big-endian and read-only atoms work, as elsewhere
+    A = rng.standard_normal((4, 3))
+    Y = rng.standard_normal((20, 3))
+    ref = UnrolledWLSC(4, 3, dictionary=A)(torch.as_tensor(Y))[0]
+    read_only = A.copy()
+    read_only.flags.writeable = False
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torch warns on arrays it cannot write
+        for layout in (A[::-1][::-1], A.astype(">f8"), read_only, np.asfortranarray(A)):
+            got = UnrolledWLSC(4, 3, dictionary=layout)(torch.as_tensor(Y))[0]
+            torch.testing.assert_close(got, ref, rtol=0, atol=0)
+        kw = dict(n_layers=5, max_epochs=1, random_state=0)
+        A_ref, _, _ = train_unrolled(Y, A[::-1].copy(), **kw)
+        for layout in (A[::-1], read_only[::-1], A[::-1].astype(">f8")):
+            A_got, _, _ = train_unrolled(Y, layout, **kw)
+            np.testing.assert_array_equal(A_got, A_ref)
+
+
+def test_train_unrolled_refuses_a_bool_step_flag():
+    with pytest.raises(TypeError, match="train_step must be True or False"):
+        train_unrolled(np.ones((5, 3)), np.zeros((2, 3)), max_epochs=1, train_step="yes")
 
 
 def test_unrolled_module_refuses_samples_of_the_wrong_shape():
@@ -537,6 +569,11 @@ def test_unrolled_module_refuses_samples_of_the_wrong_shape():
         (np.ones((5, 3)), np.zeros((2, 3)), {"learning_rate": 0.0}, "learning_rate"),
         (np.ones((5, 3)), np.zeros((2, 3)), {"batch_size": 0}, "batch_size"),
         (np.ones((5, 3)), np.zeros((2, 3)), {"alpha": 2e6}, "alpha"),
+        (np.ones((5, 3)), np.zeros((2, 3)), {"alpha": float("nan")}, "alpha"),
+        (np.ones((5, 3)), np.zeros((2, 3)), {"learning_rate": float("nan")}, "learning_rate"),
+        (np.ones((5, 3)), np.zeros((2, 3)), {"learning_rate": float("inf")}, "learning_rate"),
+        (np.ones((5, 3)), np.zeros((2, 3)), {"tol": float("nan")}, "tol"),
+        (np.ones((5, 3)), np.zeros((2, 3)), {"clip_grad_norm": float("nan")}, "clip_grad_norm"),
     ],
 )
 def test_train_unrolled_refuses_bad_input(Y, A0, kwargs, match):
@@ -559,3 +596,17 @@ def test_train_unrolled_with_a_learned_step_warns_nothing(rng):
     )
     assert n_epochs == 2 and len(history) == 3
     assert all(info["step"] > 0 for info in seen)
+
+
+@pytest.mark.parametrize("max_iter", [1, 2, 3, 6])
+def test_exact_encoder_counts_steps_as_numba_does(max_iter):
+    # from the best vertex, the first step only checks the gap and grows
+    # the support, which the numba kernel does not count: when the cap
+    # binds, both backends stop at the same codes
+    rng = np.random.default_rng(0)
+    Y, A = rng.standard_normal((200, 10)), rng.standard_normal((30, 10))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        got = sparse_encode(Y, A, alpha=0.2, max_iter=max_iter, backend="torch")
+        want = sparse_encode(Y, A, alpha=0.2, max_iter=max_iter, backend="numba")
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)

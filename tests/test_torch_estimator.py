@@ -7,6 +7,7 @@ import pickle
 import numpy as np
 import pytest
 from sklearn.datasets import load_digits
+from sklearn.exceptions import ConvergenceWarning
 
 from sklearn_wlsc import WeightedL1SparseCoder, sparse_encode
 
@@ -137,3 +138,110 @@ def test_torch_fitted_model_pickles_to_numpy(digits):
         "fitted state must be plain numpy"
     )
     np.testing.assert_array_equal(est2.transform(digits[:10]), est.transform(digits[:10]))
+
+
+def test_fit_of_a_tensor_runs_on_its_device(rng, monkeypatch):
+    # "auto" picks torch for tensors, on the tensor's device unless device
+    # names another; the unrolled training gets the tensor itself
+    from sklearn_wlsc import _dict_learning
+    from sklearn_wlsc import torch as wlsc_torch
+
+    Y, _ = make_problem(rng, n=40, d=5, m=4)
+    Yt = torch.as_tensor(Y)
+    seen = {}
+    alternating_fit = _dict_learning.alternating_fit
+    train_unrolled = wlsc_torch.train_unrolled
+
+    def spy_alternating(*args, backend, **kwargs):
+        seen["alternating"] = (backend.name, getattr(backend, "device", None))
+        return alternating_fit(*args, backend=backend, **kwargs)
+
+    def spy_unrolled(X, A0, **kwargs):
+        seen["unrolled"] = (type(X), kwargs["device"])
+        return train_unrolled(X, A0, **kwargs)
+
+    monkeypatch.setattr(_dict_learning, "alternating_fit", spy_alternating)
+    monkeypatch.setattr(wlsc_torch, "train_unrolled", spy_unrolled)
+    ref = WeightedL1SparseCoder(4, random_state=0).fit(Y)
+    assert seen["alternating"][0] == "numba"
+    est = WeightedL1SparseCoder(4, random_state=0).fit(Yt)
+    assert seen["alternating"] == ("torch", Yt.device)
+    np.testing.assert_allclose(est.components_, ref.components_, atol=1e-10)
+    WeightedL1SparseCoder(4, fit_algorithm="unrolled", max_iter=1, random_state=0).fit(Yt)
+    assert seen["unrolled"][0] is torch.Tensor
+    # an explicit backend is kept
+    WeightedL1SparseCoder(4, backend="numba", random_state=0).fit(Yt)
+    assert seen["alternating"][0] == "numba"
+
+
+class _EpochRecorder:
+    def __init__(self, stop_after=None):
+        self.stop_after = stop_after
+        self.tasks = []
+        self.objectives = []
+
+    def setup(self, estimator, context):
+        self.tasks.append("setup")
+
+    def on_fit_task_begin(self, estimator, context):
+        self.tasks.append(context.task_name)
+
+    def on_fit_task_end(self, estimator, context, *, metadata=None, fitted_estimator=None):
+        if context.task_name == "epoch":
+            self.objectives.append(metadata["objective"])
+            assert fitted_estimator.transform(np.zeros((2, 5))).shape == (2, 4)
+            return self.stop_after is not None and len(self.objectives) >= self.stop_after
+        return False
+
+    def teardown(self, estimator, context):
+        self.tasks.append("teardown")
+
+
+def test_unrolled_fit_reports_to_callbacks_and_stops(rng):
+    pytest.importorskip("sklearn.callback")
+    Y, _ = make_problem(rng, n=40, d=5, m=4)
+    kw = dict(fit_algorithm="unrolled", n_layers=10, random_state=0, tol=0.0)
+    cb = _EpochRecorder()
+    est = WeightedL1SparseCoder(4, max_iter=3, **kw).set_callbacks(cb).fit(Y)
+    assert cb.tasks[:2] == ["setup", "fit"] and cb.tasks[-1] == "teardown"
+    np.testing.assert_allclose(cb.objectives, est.objective_path_[1:])
+    stopper = _EpochRecorder(stop_after=2)
+    est = WeightedL1SparseCoder(4, max_iter=50, **kw).set_callbacks(stopper).fit(Y)
+    assert len(stopper.objectives) == 2 and est.n_iter_ == 2
+
+
+class _TaggedTensor(torch.Tensor):
+    """A tensor subclass, as libraries make them."""
+
+
+def test_tensor_kinds(rng):
+    Y, A = make_problem(rng, n=20, d=5, m=4)
+    est = WeightedL1SparseCoder(4, random_state=0).fit(Y)
+    sub = torch.as_tensor(Y).as_subclass(_TaggedTensor)
+    # subclasses are tensors: tensor in, tensor out, with or without grad
+    for X in (sub, sub.clone().requires_grad_(True)):
+        codes = est.transform(X)
+        assert isinstance(codes, torch.Tensor)
+        np.testing.assert_allclose(codes.detach().numpy(), est.transform(Y), atol=1e-10)
+    with pytest.raises(TypeError, match="sparse torch tensor"):
+        est.transform(torch.as_tensor(Y).to_sparse())
+    with pytest.raises(TypeError, match="sparse torch tensor"):
+        est.transform(torch.as_tensor(Y).to_sparse_csr())
+    with pytest.raises(ValueError, match="meta tensor"):
+        est.transform(torch.empty(3, 5, device="meta", dtype=torch.float64))
+    # initial atoms given as a tensor that requires grad
+    init = torch.as_tensor(A).clone().requires_grad_(True)
+    fitted = WeightedL1SparseCoder(4, init=init, max_iter=2, tol=0.0)
+    with pytest.warns(ConvergenceWarning):
+        fitted.fit(Y)
+    expected = WeightedL1SparseCoder(4, init=A, max_iter=2, tol=0.0)
+    with pytest.warns(ConvergenceWarning):
+        expected.fit(Y)
+    np.testing.assert_array_equal(fitted.components_, expected.components_)
+
+
+@pytest.mark.parametrize("name", ["n_jobs", "n_layers", "max_iter"])
+def test_sparse_encode_refuses_bool_counts(rng, name):
+    Y, A = make_problem(rng, n=10, d=5, m=4)
+    with pytest.raises(TypeError, match=f"{name} must be an integer, not a bool"):
+        sparse_encode(torch.as_tensor(Y), A, **{name: True})

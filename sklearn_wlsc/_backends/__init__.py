@@ -14,6 +14,7 @@ Backends are looked up by name in a registry and imported lazily, so that
 """
 
 import importlib
+import sys
 
 # name -> (module, class); modules are imported on first use
 _REGISTRY = {
@@ -28,9 +29,11 @@ BACKENDS = ("auto", *_REGISTRY)
 
 
 def is_torch_tensor(obj):
-    """Whether ``obj`` is a torch tensor, without importing torch."""
-    module = type(obj).__module__
-    return module.startswith("torch") and type(obj).__name__ in ("Tensor", "Parameter")
+    """Whether ``obj`` is a torch tensor (subclasses and parameters
+    included), without importing torch: no tensor exists before torch is
+    imported."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(obj, torch.Tensor)
 
 
 def resolve_backend_name(name, *arrays, device=None):

@@ -419,9 +419,14 @@ def _compact(sup, keep):
     return sup, valid
 
 
-def _active_set(G, C, X, tol, shift, eps, max_steps):
+def _active_set(G, C, X, tol, shift, eps, max_steps, free_first=None):
     """A primal active set batched over rows, started from feasible ``X``:
     the numba kernel's method, one step for every row at a time.
+
+    A row may take ``max_steps`` steps, one more where ``free_first`` (a
+    bool tensor of shape (b,)) is set: the rows that start at their best
+    vertex, whose first step only checks the gap and grows the support, a
+    step the numba kernel does not count.
 
     Each step solves the equality-constrained problem on each row's support
     (:func:`_support_minimizer`) and moves towards its solution until a
@@ -444,8 +449,11 @@ def _active_set(G, C, X, tol, shift, eps, max_steps):
     sup, valid = _compact(torch.arange(X.shape[1], device=X.device).expand_as(X), X > 0)
     rows = torch.arange(X.shape[0], device=X.device)
     ridge = 1e-13 * shift
+    limit = torch.full((X.shape[0],), max_steps, device=X.device)
+    if free_first is not None:
+        limit += free_first.to(limit.dtype)
     n_steps = 0
-    while rows.numel() and n_steps < max_steps:
+    while rows.numel() and n_steps < int(limit.max()):
         n_steps += 1
         x, c, tl, f_old = X[rows], C[rows], tol[rows], f[rows]
         xs = x.gather(1, sup) * valid
@@ -480,7 +488,7 @@ def _active_set(G, C, X, tol, shift, eps, max_steps):
         grow = ok & full & ~certified
         stuck = grow & ((sup == j[:, None]) & keep).any(dim=1)
         grow &= ~stuck
-        go_on = ok & ~certified & ~stuck
+        go_on = ok & ~certified & ~stuck & (n_steps < limit[rows])
         if not bool(go_on.any()):
             break
         sup, valid = _compact(sup[go_on], keep[go_on])
@@ -546,10 +554,12 @@ def exact_encode(G, C, tol, max_iter, X0=None, *, warm_steps=0, fista_steps=20, 
     # the best vertex, as the numba kernel starts, or the warm start
     j0 = (0.5 * G.diagonal() - C).argmin(dim=1)
     X = torch.zeros_like(C).scatter_(1, j0[:, None], 1.0)
+    at_vertex = torch.ones(n, dtype=torch.bool, device=C.device)
     if X0 is not None:
         X0 = X0.to(C).clamp(min=0.0)
         total = X0.sum(dim=1, keepdim=True)
         X = torch.where(total > 0, X0 / total, X)
+        at_vertex = total[:, 0] <= 0
     t = torch.ones(n, dtype=C.dtype, device=C.device)
     n_iter = 0
     if warm_steps > 0:
@@ -563,6 +573,7 @@ def exact_encode(G, C, tol, max_iter, X0=None, *, warm_steps=0, fista_steps=20, 
     while todo.numel() and (first or n_iter < max_iter):
         c, tl, x = C[todo], tol[todo], X[todo]
         z, tt = Z[todo], t[todo]
+        first_round = first
         if not first:
             steps = min(k, max_iter - n_iter)
             x, z, tt = _fista_steps(G, c, x, z, tt, inv_L, steps)
@@ -570,8 +581,11 @@ def exact_encode(G, C, tol, max_iter, X0=None, *, warm_steps=0, fista_steps=20, 
             k = min(2 * k, 400)
         first = False
         gap_f, _ = _gap(x, G, c)
+        # rows at their best vertex take their first step as the numba
+        # kernel does, without counting it
+        free_first = at_vertex[todo] if first_round and warm_steps <= 0 else None
         x_p, gap_p, steps = _active_set(
-            G, c, x, tl, shift, eps, min(polish_steps, max(max_iter - n_iter, 1))
+            G, c, x, tl, shift, eps, min(polish_steps, max(max_iter - n_iter, 1)), free_first
         )
         n_iter += steps
         # the active set never increases f; FISTA restarts from its point
