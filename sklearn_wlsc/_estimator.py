@@ -16,7 +16,7 @@ from sklearn.utils._param_validation import Interval, StrOptions, validate_param
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _dask, _dict_learning, _objective
-from ._backends import BACKENDS, get_backend, is_torch_tensor
+from ._backends import BACKENDS, get_backend, is_torch_tensor, resolve_backend_name
 from ._checks import RejectsBoolCounts
 
 try:  # scikit-learn >= 1.9: progress and early-stopping callbacks
@@ -432,10 +432,10 @@ class WeightedL1SparseCoder(
         """The backend that fits validated ``X``; ``tensor`` is the torch
         tensor it came from, whose device the torch backend then uses unless
         ``device`` names another (``"auto"`` picks torch for tensors)."""
-        if tensor is None:
+        if tensor is None or resolve_backend_name(self.backend, tensor) != "torch":
             return self._backend(X)
         device = tensor.device if self.device is None else self.device
-        return get_backend(self.backend, tensor, device=device)
+        return get_backend("torch", device=device)
 
     def _initial_dictionary(self, X, random_state):
         """Check ``n_components`` and ``init`` against ``X``; initial atoms."""

@@ -296,3 +296,16 @@ def test_partial_fit_and_unrolled_fit_of_extreme_data(exponent):
     with np.errstate(over="ignore", under="ignore"):
         expected = np.ldexp(ref.objective_path_, 2 * exponent)
     np.testing.assert_allclose(scaled.objective_path_, expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+def test_a_device_with_a_cpu_backend_is_refused(backend):
+    # a GPU device with a backend that computes on the CPU is a contradiction
+    Y = np.random.default_rng(0).random((20, 3))
+    with pytest.raises(ValueError, match="device='cuda:1' needs the torch backend"):
+        sparse_encode(Y, Y[:4], backend=backend, device="cuda:1")
+    with pytest.raises(ValueError, match="needs the torch backend"):
+        WeightedL1SparseCoder(3, backend=backend, device="mps").fit(Y)
+    # the CPU is where these backends compute
+    codes = sparse_encode(Y, Y[:4], backend=backend, device="cpu")
+    np.testing.assert_allclose(codes.sum(axis=1), 1.0)

@@ -40,9 +40,16 @@ def resolve_backend_name(name, *arrays, device=None):
     """Resolve ``"auto"`` to a concrete backend name.
 
     ``"auto"`` picks torch only when an input is a torch tensor or a device
-    other than the CPU is requested; otherwise numba.
+    other than the CPU is requested; otherwise numba. A device other than
+    the CPU with a backend that only computes there (numba, numpy) is a
+    contradiction, refused with a ``ValueError`` rather than ignored.
     """
     if name != "auto":
+        if name in ("numba", "numpy") and device is not None and str(device) != "cpu":
+            raise ValueError(
+                f"device={str(device)!r} needs the torch backend; backend={name!r} "
+                "computes on the CPU. Use backend='torch' or 'auto', or device=None."
+            )
         return name
     if any(is_torch_tensor(a) for a in arrays):
         return "torch"
