@@ -65,6 +65,7 @@ def _to_simplex(X):
     r = _row_sums(X)
     if np.allclose(r, 1.0, rtol=0, atol=1e-6):
         return X
+    fmt = X.format if sparse.issparse(X) else None
     if not np.isfinite(r).all():
         e = _row_max_exponents(X)
         if sparse.issparse(X):
@@ -77,7 +78,7 @@ def _to_simplex(X):
         out = X.tocsr(copy=True)
         r_entries = np.repeat(r, np.diff(out.indptr))
         np.divide(out.data, r_entries, out=out.data, where=r_entries > 0)
-        return out.asformat(X.format)
+        return out.asformat(fmt)
     out = np.zeros_like(X)
     np.divide(X, r[:, None], out=out, where=r[:, None] > 0)
     return out
@@ -190,15 +191,16 @@ def simplex_spectral_projection(XtX, s, n_components, core=None):
     sigma[:r][sigma[:r] <= noise] = 0.0
     inv_sigma = np.where(sigma[:r] > 0, 1.0 / np.maximum(sigma[:r], noise), 0.0)
     P[:, :r] = d[:, None] * V * inv_sigma[None, :]
-    # P = diag(s)^-1 XᵀX P diag(σ)^-2 as well (XᵀX P = diag(s) P diag(σ)²):
-    # row j becomes the x_ij-weighted mean of the training embeddings X P of
-    # the samples that use atom j, over σ². Computed so, an atom of tiny
-    # degree gets the rows of its users, where d_j = s_j^(-1/2) would blow
-    # up the rounding error of its eigenvector entries (by 1e100 for a
-    # degree of 1e-200).
-    R = XtX @ (P[:, :r] * inv_sigma[None, :] ** 2)
-    P[:, :r] = 0.0
-    P[used, :r] = R[used] / s[used, None]
+    # An atom of tiny degree would get its eigenvector entries' rounding
+    # error multiplied by d_j = s_j^(-1/2) (by 1e100 for a degree of
+    # 1e-200). Its row equals diag(s)^-1 XᵀX P diag(σ)^-2 as well (XᵀX P =
+    # diag(s) P diag(σ)²): the x_ij-weighted mean of the training embeddings
+    # X P of the samples that use it, over σ², which carries no such factor.
+    # Only for those rows: elsewhere σ^-2 would amplify the eigenvectors'
+    # error more than d_j does.
+    tiny = used & (s < math.sqrt(np.finfo(np.float64).eps) * s[used].max(initial=0.0))
+    if tiny.any():
+        P[tiny, :r] = (XtX[tiny] @ (P[:, :r] * inv_sigma[None, :] ** 2)) / s[tiny, None]
     return P, sigma
 
 
@@ -720,8 +722,11 @@ def _fit_scaler(X):
     """
     e = np.frexp(np.abs(X).max(axis=0, initial=0.0))[1]
     scaler = StandardScaler().fit(np.ldexp(X, -e[None, :]).astype(X.dtype, copy=False))
+    # the scaled features lie in (-1, 1), so a scale of exactly one is
+    # StandardScaler's mark of a constant feature: it stays one
+    constant = scaler.scale_ == 1.0
     scaler.mean_ = np.ldexp(scaler.mean_, e)
-    scaler.scale_ = np.ldexp(scaler.scale_, e)
+    scaler.scale_ = np.where(constant, 1.0, np.ldexp(scaler.scale_, e))
     with np.errstate(over="ignore", under="ignore"):
         scaler.var_ = np.ldexp(scaler.var_, 2 * e)
     return scaler

@@ -766,3 +766,16 @@ def test_integer_parameters_refuse_bools(estimator, name):
     X = np.random.default_rng(0).dirichlet(np.ones(4), size=30)
     with pytest.raises(ValueError, match=f"'{name}' parameter of {type(estimator).__name__}"):
         estimator.fit(X)
+
+
+def test_embedding_of_many_components_is_orthonormal():
+    # codes of eight dictionaries hold near-duplicate atoms, hence small
+    # singular values: the training embedding U = X P keeps UᵀU = I on them
+    X, _ = make_blobs(600, centers=3, random_state=0)
+    codes = SimplexSpectralClustering(3, random_state=0).fit(X).encode(X)
+    emb = SimplexSpectralEmbedding(400, min_support=0).fit(codes)
+    sigma = emb.singular_values_
+    assert sigma[-1] < 1e-2  # deep into the small singular values
+    U = np.asarray(codes @ emb.components_.T)
+    good = sigma > 0
+    np.testing.assert_allclose(U[:, good].T @ U[:, good], np.eye(good.sum()), atol=1e-9)
