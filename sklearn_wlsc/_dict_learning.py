@@ -534,25 +534,6 @@ def warn_not_converged(max_iter, tol):
     )
 
 
-def minibatch_step_after(n_seen, batch_size):
-    """The minibatch step at which :func:`minibatch_weight` treats the
-    running statistics as ``n_seen`` samples' worth.
-
-    :func:`minibatch_weight` keeps the weight ``(θ + 1 − b) / (θ + 1)`` for
-    the old statistics at step ``t`` with batches of ``b`` samples, where
-    ``θ(t)`` (non-decreasing in ``t``) counts the samples seen with the new
-    batch. This returns the smallest ``t`` with ``θ(t) ≥ n_seen + b``, so
-    that ``partial_fit`` after ``fit`` on ``n_seen`` samples weighs fit's
-    statistics like ``n_seen`` samples of minibatches.
-    """
-    n_seen = max(int(n_seen), 0)
-    b = max(int(batch_size), 1)
-    theta = n_seen + b
-    if theta <= (b - 1) * b:
-        return -(-theta // b) - 1  # ceil(θ / b) − 1
-    return max(b - 1, theta - b * b + b - 1)
-
-
 def minibatch_weight(step, batch_size):
     """Forgetting factor of the online statistics (Mairal et al. 2010, as in
     scikit-learn's ``MiniBatchDictionaryLearning``): the weight kept by the

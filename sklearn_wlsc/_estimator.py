@@ -310,8 +310,9 @@ class WeightedL1SparseCoder(
     backend : {"auto", "numba", "torch", "numpy"}, default="auto"
         Array backend. ``"auto"`` is numba, except for torch tensors, a
         non-CPU ``device`` and ``fit_algorithm="unrolled"``, which use torch.
-        A tensor is fitted and encoded on its own device unless ``device``
-        names another.
+        A tensor is encoded on its own device unless ``device`` names
+        another, and fitted there when it lives on a GPU (``fit`` copies a
+        CPU tensor for numba, which gives the same atoms faster).
     device : str, default=None
         Device of the torch backend (``"cpu"``, ``"cuda"``, ``"cuda:1"``,
         ``"mps"``). Fitted attributes are numpy arrays in any case, so a
@@ -430,9 +431,16 @@ class WeightedL1SparseCoder(
 
     def _fit_backend(self, X, tensor=None):
         """The backend that fits validated ``X``; ``tensor`` is the torch
-        tensor it came from, whose device the torch backend then uses unless
-        ``device`` names another (``"auto"`` picks torch for tensors)."""
-        if tensor is None or resolve_backend_name(self.backend, tensor) != "torch":
+        tensor it came from. ``"auto"`` fits a tensor on a GPU there, with
+        the torch backend, and one on the CPU with numba (the same numbers,
+        faster: the fitted attributes are numpy arrays either way); the
+        torch backend uses the tensor's device unless ``device`` names
+        another."""
+        if tensor is None:
+            return self._backend(X)
+        if self.backend == "auto" and self.device is None and tensor.device.type == "cpu":
+            return self._backend(X)
+        if resolve_backend_name(self.backend, tensor) != "torch":
             return self._backend(X)
         device = tensor.device if self.device is None else self.device
         return get_backend("torch", device=device)
@@ -727,8 +735,8 @@ class WeightedL1SparseCoder(
         After :meth:`fit` on ``n`` samples, partial_fit continues from the
         fitted atoms and from the statistics of fit's last encoding: its
         first batch of ``b`` samples carries ``b / (n + b)`` of the
-        statistics, and the forgetting factor goes on as after ``n``
-        samples of minibatches, so a small batch refines the model rather
+        statistics, and the forgetting factor goes on as after one epoch of
+        ``⌈n / b⌉`` minibatches, so a small batch refines the model rather
         than replacing it, as in scikit-learn's MiniBatchDictionaryLearning.
 
         Parameters
@@ -774,11 +782,12 @@ class WeightedL1SparseCoder(
         )
         n = X.shape[0]
         if self._minibatch_step is None:
-            # the first batch after fit: fit's per-sample statistics count as
-            # the n_seen samples fit saw, against the batch's n, and the steps
-            # go on as after n_seen samples of minibatches of this size
+            # the first batch after fit: the steps go on as after one epoch of
+            # minibatches of this size over the n_seen samples fit saw, and
+            # fit's per-sample statistics are weighed so that this batch
+            # carries n / (n_seen + n) of them
             n_seen = self._stats_n_samples
-            self._minibatch_step = _dict_learning.minibatch_step_after(n_seen, n)
+            self._minibatch_step = -(-n_seen // n)  # ceil(n_seen / n)
             w = _dict_learning.minibatch_weight(self._minibatch_step, n)
             self._stats = tuple(t * (n_seen / (n * w)) for t in self._stats)
         w = _dict_learning.minibatch_weight(self._minibatch_step, n)

@@ -15,7 +15,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from sklearn_wlsc import WeightedL1SparseCoder, _objective
+from sklearn_wlsc import WeightedL1SparseCoder, _objective, sparse_encode
 
 from .conftest import make_problem
 
@@ -256,22 +256,6 @@ def test_sklearn_callbacks_report_and_stop(rng):
     assert est.n_iter_ == 1
 
 
-@pytest.mark.parametrize(
-    ("n_seen", "batch"),
-    [(0, 1), (1, 1), (7, 3), (100, 10), (1797, 10), (5, 50), (90, 10), (91, 10), (10**6, 256)],
-)
-def test_minibatch_step_after_counts_the_samples_seen(n_seen, batch):
-    from sklearn_wlsc._dict_learning import minibatch_step_after, minibatch_weight
-
-    step = minibatch_step_after(n_seen, batch)
-    # the old statistics keep at least the weight of n_seen samples against
-    # the batch's b, (n + 1) / (n + b + 1), and one step earlier they did not
-    target = (n_seen + 1.0) / (n_seen + batch + 1.0)
-    assert minibatch_weight(step, batch) >= target * (1 - 1e-12)
-    if step > 0:
-        assert minibatch_weight(step - 1, batch) < target * (1 - 1e-12)
-
-
 def test_partial_fit_after_fit_continues_the_fit(digits):
     X, _ = digits
     fitted = WeightedL1SparseCoder(24, random_state=0, tol=1e-8, max_iter=200).fit(X)
@@ -295,6 +279,18 @@ def test_partial_fit_after_fit_continues_the_fit(digits):
     assert moved < 0.05 * np.abs(alone.components_ - A).max()
     assert -refined.score(X) <= F * (1 + 1e-3)
     assert refined.n_steps_ == fitted.n_steps_ + 1
+    # then the forgetting goes on as after one epoch of minibatches of this
+    # size: the next batch weighs what the step after ⌈n / b⌉ gives
+    from sklearn_wlsc._dict_learning import minibatch_weight
+
+    steps = -(-X.shape[0] // 10)
+    assert refined._minibatch_step == steps + 1
+    usage_before, atoms_before = refined._stats[1], refined.components_
+    refined.partial_fit(X[10:20])
+    batch_usage = sparse_encode(X[10:20], atoms_before, alpha=refined.alpha).mean(axis=0)
+    np.testing.assert_allclose(
+        refined._stats[1], minibatch_weight(steps + 1, 10) * usage_before + batch_usage, atol=1e-7
+    )
 
 
 def clone_fitted(est):

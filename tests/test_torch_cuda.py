@@ -299,3 +299,73 @@ def test_cuda_module_gradients_match_cpu(rng):
         grads.append([p.grad.detach().cpu().numpy() for p in model.parameters()])
     for a, b in zip(*grads):
         np.testing.assert_allclose(b, a, rtol=1e-9, atol=1e-9 * np.abs(a).max())
+
+
+def test_cuda_fit_of_a_device_tensor_runs_on_the_device(digits, monkeypatch):
+    """``fit``, ``partial_fit`` and the unrolled fit of a CUDA tensor run the
+    torch backend on the tensor's device under ``backend="auto"``, and give
+    numba's atoms (alternating) up to the encoders' tolerance."""
+    from sklearn_wlsc import _dict_learning
+    from sklearn_wlsc import torch as wlsc_torch
+
+    seen = []
+    alternating_fit, encode_pass = _dict_learning.alternating_fit, _dict_learning.encode_pass
+    train = wlsc_torch.train_unrolled
+
+    def spy_fit(*args, backend, **kwargs):
+        seen.append(("fit", backend.name, str(backend.device)))
+        return alternating_fit(*args, backend=backend, **kwargs)
+
+    def spy_pass(Y, A, alpha, backend, **kwargs):
+        seen.append(("pass", backend.name, str(getattr(backend, "device", None))))
+        return encode_pass(Y, A, alpha, backend, **kwargs)
+
+    def spy_train(Y, A0, **kwargs):
+        seen.append(("train", type(Y).__name__, str(Y.device)))
+        return train(Y, A0, **kwargs)
+
+    monkeypatch.setattr(_dict_learning, "alternating_fit", spy_fit)
+    monkeypatch.setattr(_dict_learning, "encode_pass", spy_pass)
+    monkeypatch.setattr(wlsc_torch, "train_unrolled", spy_train)
+    Yt = torch.from_numpy(digits).to(CUDA)
+    kw = dict(n_components=16, max_iter=3, random_state=0)
+    gpu = WeightedL1SparseCoder(**kw).fit(Yt)
+    assert ("fit", "torch", str(Yt.device)) in seen
+    nb = WeightedL1SparseCoder(backend="numba", **kw).fit(digits)
+    np.testing.assert_allclose(gpu.objective_path_, nb.objective_path_, rtol=1e-7)
+    seen.clear()
+    WeightedL1SparseCoder(**kw).partial_fit(Yt[:200])
+    assert ("pass", "torch", str(Yt.device)) in seen
+    seen.clear()
+    WeightedL1SparseCoder(fit_algorithm="unrolled", n_layers=10, **kw).fit(Yt)
+    assert ("train", "Tensor", str(Yt.device)) in seen
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_cuda_inverse_transform_stays_on_the_device(digits, dtype):
+    est = WeightedL1SparseCoder(16, max_iter=3, random_state=0).fit(digits)
+    codes = est.transform(torch.as_tensor(digits, dtype=dtype, device=CUDA))
+    Y_hat = est.inverse_transform(codes)
+    assert Y_hat.device == codes.device and Y_hat.dtype == dtype
+    expected = est.inverse_transform(codes.cpu().numpy())
+    np.testing.assert_allclose(
+        Y_hat.cpu().numpy(),
+        expected,
+        rtol=1e-5 if dtype == torch.float32 else 1e-12,
+        atol=1e-4 if dtype == torch.float32 else 1e-10,
+    )
+
+
+@pytest.mark.parametrize("max_iter", [1, 2, 5])
+def test_cuda_exact_encoder_counts_steps_as_numba_does(max_iter):
+    rng = np.random.default_rng(0)
+    Y, A = rng.standard_normal((300, 10)), rng.standard_normal((30, 10))
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        got = sparse_encode(Y, A, alpha=0.5, max_iter=max_iter, backend="torch", device="cuda")
+        want = sparse_encode(Y, A, alpha=0.5, max_iter=max_iter, backend="numba")
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-10)
