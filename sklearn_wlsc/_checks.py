@@ -13,9 +13,17 @@ from numbers import Integral, Real
 import numpy as np
 
 
+def _scalar(value):
+    """A 0-d array's item; anything else as it is."""
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        return value.item()
+    return value
+
+
 def check_count(value, name, minimum=1):
     """``value`` as an int, which must be an integer (not a bool) of at
     least ``minimum``."""
+    value = _scalar(value)
     if isinstance(value, bool | np.bool_) or not isinstance(value, Integral):
         raise TypeError(f"{name} must be an integer, got {value!r}.")
     if value < minimum:
@@ -23,13 +31,14 @@ def check_count(value, name, minimum=1):
     return int(value)
 
 
-def check_real(value, name, low=-math.inf, high=math.inf):
-    """``value`` as a float, which must be a finite real number in
-    ``[low, high]``."""
+def check_real(value, name, low=-math.inf, high=math.inf, *, allow_inf=False):
+    """``value`` as a float, which must be a real number in ``[low, high]``,
+    finite unless ``allow_inf`` (never NaN)."""
+    value = _scalar(value)
     if isinstance(value, bool | np.bool_) or not isinstance(value, Real):
         raise TypeError(f"{name} must be a real number, got {value!r}.")
     value = float(value)
-    if not (math.isfinite(value) and low <= value <= high):
+    if not ((allow_inf or math.isfinite(value)) and low <= value <= high):
         if math.isfinite(low) and math.isfinite(high):
             bounds = f" in [{low:g}, {high:g}]"
         elif math.isfinite(low):
@@ -38,12 +47,14 @@ def check_real(value, name, low=-math.inf, high=math.inf):
             bounds = f" <= {high:g}"
         else:
             bounds = ""
-        raise ValueError(f"{name} must be a finite number{bounds}, got {value!r}.")
+        kind = "a number" if allow_inf else "a finite number"
+        raise ValueError(f"{name} must be {kind}{bounds}, got {value!r}.")
     return value
 
 
 def check_bool(value, name):
     """``value`` as a bool, which must be a bool."""
+    value = _scalar(value)
     if not isinstance(value, bool | np.bool_):
         raise TypeError(f"{name} must be True or False, got {value!r}.")
     return bool(value)

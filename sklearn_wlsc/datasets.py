@@ -191,11 +191,15 @@ def _resolve_images(images):
         if images == "sklearn":
             return ["china", "flower"]
         images = [images]
-    if not isinstance(images, list | tuple) or not all(isinstance(n, str) for n in images):
+    try:
+        names = list(images)  # any iterable of names: a list, an array, a generator
+    except TypeError:
+        names = None
+    if names is None or not all(isinstance(n, str) for n in names):
         raise TypeError(
             f"images must be 'auto', 'sklearn', an image name or a list of names, got {images!r}."
         )
-    names = list(images)
+    names = [str(n) for n in names]
     if not names:
         raise ValueError("images is empty: name at least one image.")
     unknown = [n for n in names if n not in _CATALOG]

@@ -79,7 +79,6 @@ A fit is ``valid`` unless one of these holds (each is reported in
 
 import math
 from dataclasses import dataclass, field
-from numbers import Integral
 
 import numpy as np
 from scipy import optimize, stats
@@ -668,12 +667,12 @@ def fit_gabors(
         )
     n_starts = check_count(n_starts, "n_starts")
     max_nfev = check_count(max_nfev, "max_nfev")
-    r2_min = check_real(r2_min, "r2_min")
+    r2_min = check_real(r2_min, "r2_min", allow_inf=True)
     min_inside = check_real(min_inside, "min_inside", 0.0, 1.0)
-    if n_jobs is not None and (
-        isinstance(n_jobs, bool | np.bool_) or not isinstance(n_jobs, Integral) or n_jobs == 0
-    ):
-        raise ValueError(f"n_jobs must be None or a nonzero integer, got {n_jobs!r}.")
+    if n_jobs is not None:
+        n_jobs = check_count(n_jobs, "n_jobs", minimum=-(2**63))
+        if n_jobs == 0:
+            raise ValueError("n_jobs must be None or a nonzero integer, got 0.")
     rng = check_random_state(random_state)
     seeds = rng.randint(0, 2**31 - 1, size=atoms.shape[0])
     args = [(atom, (h, w), int(n_starts), int(s), int(max_nfev)) for atom, s in zip(atoms, seeds)]
@@ -720,24 +719,23 @@ def _population(fit, valid_only=True):
         key = "phase_folded" if "phase_folded" in fit else "phase"
         if not {"nx", "ny", key} <= set(fit):
             raise ValueError("a population needs 'nx', 'ny' and 'phase' (or 'phase_folded').")
-        nx = _population_array(fit["nx"], "nx")
-        ny = _population_array(fit["ny"], "ny")
+        nx = _population_array(fit["nx"], "nx", nonnegative=True)
+        ny = _population_array(fit["ny"], "ny", nonnegative=True)
         ph = _population_array(fit[key], key)
-        for name, v in (("nx", nx), ("ny", ny)):
-            if np.any(v < 0):
-                raise ValueError(f"{name} must be non-negative (periods under the envelope).")
     if not (nx.shape == ny.shape == ph.shape and nx.ndim == 1):
         raise ValueError("nx, ny and phase must be 1D arrays of the same length.")
     return nx, ny, fold_phase(ph)
 
 
-def _population_array(values, name):
+def _population_array(values, name, nonnegative=False):
     try:
         v = np.asarray(values, dtype=float)
     except (TypeError, ValueError):
         raise TypeError(f"{name} must be an array of real numbers.") from None
     if not np.all(np.isfinite(v)):
         raise ValueError(f"{name} contains NaN or infinity; drop those cells first.")
+    if nonnegative and np.any(v < 0):
+        raise ValueError(f"{name} must be non-negative (periods under the envelope).")
     return v
 
 
@@ -957,8 +955,8 @@ def compare_to_v1(
         :func:`summarize_gabor_fits`.
     """
     v1 = {
-        "nx": _population_array(v1_nx, "v1_nx"),
-        "ny": _population_array(v1_ny, "v1_ny"),
+        "nx": _population_array(v1_nx, "v1_nx", nonnegative=True),
+        "ny": _population_array(v1_ny, "v1_ny", nonnegative=True),
         "phase": _population_array(v1_phase, "v1_phase"),
     }
     out = compare_fits(

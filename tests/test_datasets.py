@@ -168,6 +168,13 @@ def test_arguments_of_the_wrong_kind(kwargs, match):
         load_natural_image_patches(**{"n_patches": 10, **kwargs})
 
 
+def test_image_names_from_any_iterable():
+    ref = load_natural_image_patches(8, 20, images=["china", "flower"], random_state=0)
+    for names in (np.array(["china", "flower"]), iter(["china", "flower"]), ("china", "flower")):
+        got = load_natural_image_patches(8, 20, images=names, random_state=0)
+        np.testing.assert_array_equal(got, ref)
+
+
 def test_empty_image_list():
     with pytest.raises(ValueError, match="images is empty"):
         load_natural_image_patches(8, 10, images=[])

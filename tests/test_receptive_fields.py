@@ -406,3 +406,20 @@ def test_plots_refuse_bad_arguments(synthetic):
         rf.plot_phase_histogram(fit, v1_phase=[0.1, np.nan])
     # refused before any figure is made
     assert len(plt.get_fignums()) == n_figures
+
+
+def test_analysis_functions_take_the_values_users_pass():
+    # -inf keeps every fit; 0-d arrays are numbers; a wrong kind of n_jobs
+    # is a TypeError and a negative V1 width names the V1 argument
+    atoms = make_gabor((8, 8), frequency=0.2)[None]
+    fit = fit_gabors(atoms, (8, 8), r2_min=-np.inf, random_state=0)
+    assert fit.valid[0] and fit.criteria["r2_min"] == -np.inf
+    np.testing.assert_array_equal(
+        make_gabor((8, 8), theta=np.array(0.3)), make_gabor((8, 8), theta=0.3)
+    )
+    with pytest.raises(TypeError, match="n_jobs must be an integer"):
+        fit_gabors(atoms, (8, 8), n_jobs=1.0)
+    with pytest.raises(TypeError, match="n_jobs must be an integer"):
+        fit_gabors(atoms, (8, 8), n_jobs=True)
+    with pytest.raises(ValueError, match="v1_nx must be non-negative"):
+        compare_to_v1(POPULATION, [0.1, -1.0], [0.2, 0.3], [0.0, 1.0])

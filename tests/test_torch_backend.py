@@ -598,15 +598,19 @@ def test_train_unrolled_with_a_learned_step_warns_nothing(rng):
     assert all(info["step"] > 0 for info in seen)
 
 
-@pytest.mark.parametrize("max_iter", [1, 2, 3, 6])
-def test_exact_encoder_counts_steps_as_numba_does(max_iter):
+@pytest.mark.parametrize("max_iter", [1, 2, 3, 5, 8])
+@pytest.mark.parametrize("seed", range(6))
+def test_exact_encoder_counts_steps_as_numba_does(max_iter, seed):
     # from the best vertex, the first step only checks the gap and grows
-    # the support, which the numba kernel does not count: when the cap
-    # binds, both backends stop at the same codes
-    rng = np.random.default_rng(0)
-    Y, A = rng.standard_normal((200, 10)), rng.standard_normal((30, 10))
+    # the support, which the numba kernel does not count; and a capped
+    # active set keeps its point of lower objective: when the cap binds,
+    # both backends stop at the same codes
+    rng = np.random.default_rng(seed)
+    n, d, m = 200, int(rng.integers(3, 12)), int(rng.integers(5, 40))
+    Y, A = rng.standard_normal((n, d)), rng.standard_normal((m, d))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        got = sparse_encode(Y, A, alpha=0.2, max_iter=max_iter, backend="torch")
-        want = sparse_encode(Y, A, alpha=0.2, max_iter=max_iter, backend="numba")
-    np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+        for alpha in (0.2, 1.0, 5.0):
+            got = sparse_encode(Y, A, alpha=alpha, max_iter=max_iter, backend="torch")
+            want = sparse_encode(Y, A, alpha=alpha, max_iter=max_iter, backend="numba")
+            np.testing.assert_allclose(got, want, rtol=0, atol=1e-10)

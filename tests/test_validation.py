@@ -307,5 +307,6 @@ def test_a_device_with_a_cpu_backend_is_refused(backend):
     with pytest.raises(ValueError, match="needs the torch backend"):
         WeightedL1SparseCoder(3, backend=backend, device="mps").fit(Y)
     # the CPU is where these backends compute
-    codes = sparse_encode(Y, Y[:4], backend=backend, device="cpu")
-    np.testing.assert_allclose(codes.sum(axis=1), 1.0)
+    for cpu in ("cpu", "cpu:0"):
+        codes = sparse_encode(Y, Y[:4], backend=backend, device=cpu)
+        np.testing.assert_allclose(codes.sum(axis=1), 1.0)

@@ -36,6 +36,12 @@ def is_torch_tensor(obj):
     return torch is not None and isinstance(obj, torch.Tensor)
 
 
+def _device_type(device):
+    """``"cpu"`` for ``"cpu"``, ``"cpu:0"`` or ``torch.device("cpu")``; the
+    part before the colon for other devices."""
+    return str(device).split(":", 1)[0].strip()
+
+
 def resolve_backend_name(name, *arrays, device=None):
     """Resolve ``"auto"`` to a concrete backend name.
 
@@ -45,7 +51,7 @@ def resolve_backend_name(name, *arrays, device=None):
     contradiction, refused with a ``ValueError`` rather than ignored.
     """
     if name != "auto":
-        if name in ("numba", "numpy") and device is not None and str(device) != "cpu":
+        if name in ("numba", "numpy") and device is not None and _device_type(device) != "cpu":
             raise ValueError(
                 f"device={str(device)!r} needs the torch backend; backend={name!r} "
                 "computes on the CPU. Use backend='torch' or 'auto', or device=None."
@@ -53,7 +59,7 @@ def resolve_backend_name(name, *arrays, device=None):
         return name
     if any(is_torch_tensor(a) for a in arrays):
         return "torch"
-    if device is not None and str(device) != "cpu":
+    if device is not None and _device_type(device) != "cpu":
         return "torch"
     return "numba"
 

@@ -592,7 +592,11 @@ def exact_encode(G, C, tol, max_iter, X0=None, *, warm_steps=0, fista_steps=20, 
         moved = (x_p != x).any(dim=1)
         z = torch.where(moved[:, None], x_p, z)
         tt = torch.where(moved, 1.0, tt)
-        use_p = gap_p <= torch.maximum(gap_f, tl)
+        # keep the point of lower objective: a capped active set may stop at
+        # a point whose gap is larger than its start's, yet lower in f
+        f_f = 0.5 * (x * (x @ G)).sum(dim=1) - (x * c).sum(dim=1)
+        f_p = 0.5 * (x_p * (x_p @ G)).sum(dim=1) - (x_p * c).sum(dim=1)
+        use_p = f_p <= f_f
         x = torch.where(use_p[:, None], x_p, x)
         g = torch.where(use_p, gap_p, gap_f)
         X[todo], Z[todo], t[todo], gap[todo] = x, z, tt, g
