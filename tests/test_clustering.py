@@ -779,3 +779,20 @@ def test_embedding_of_many_components_is_orthonormal():
     U = np.asarray(codes @ emb.components_.T)
     good = sigma > 0
     np.testing.assert_allclose(U[:, good].T @ U[:, good], np.eye(good.sum()), atol=1e-9)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_scaler_at_moderate_magnitudes_is_standard_scaler(dtype):
+    # bit for bit, constant features (scale one) included, on training and
+    # on new data
+    from sklearn_wlsc._clustering import _fit_scaler
+
+    rng = np.random.default_rng(0)
+    X = np.c_[
+        rng.normal(size=80) * 3 + 1, np.full(80, 5.0), np.full(80, 1e-3), rng.normal(size=80) * 1e-5
+    ].astype(dtype)
+    ref, got = StandardScaler().fit(X), _fit_scaler(X)
+    np.testing.assert_array_equal(got.scale_, ref.scale_)
+    np.testing.assert_array_equal(got.mean_, ref.mean_)
+    for Z in (X, X + dtype(0.01)):
+        np.testing.assert_array_equal(got.transform(Z), ref.transform(Z))
