@@ -871,7 +871,13 @@ class SimplexSpectralClustering(RejectsBoolCounts, ClusterMixin, BaseEstimator):
     ``diffusion_time``, the embedding is then the indicators alone
     (``n_components_ = p - 1``, no diffusion weights), and k-means groups
     the pieces: otherwise the spread inside one large piece could outweigh
-    two small ones (well-separated blobs of 500, 100 and 100 samples).
+    two small ones (well-separated blobs of 500, 100 and 100 samples). A
+    far-away group of outliers heavy enough to be kept is a piece too: two
+    touching moons plus a distant group of 15 samples, with ``c = 2``, give
+    the moons as one cluster and the group as the other (as k-means and
+    :class:`~sklearn.cluster.SpectralClustering` with a kNN graph do).
+    Passing ``n_components`` (for example ``2 c``) turns the rule off, and
+    the moons are split again.
 
     With ``n_dictionaries=1``, without standardization and subsampling,
     ``fit`` is exactly the pipeline ``WeightedL1SparseCoder(m, alpha=α,

@@ -796,3 +796,18 @@ def test_scaler_at_moderate_magnitudes_is_standard_scaler(dtype):
     np.testing.assert_array_equal(got.mean_, ref.mean_)
     for Z in (X, X + dtype(0.01)):
         np.testing.assert_array_equal(got.transform(Z), ref.transform(Z))
+
+
+def test_pieces_rule_is_off_with_a_given_n_components():
+    # two touching moons and a far group, c = 2: the pieces (moons | group)
+    # by default, the moons split when n_components is given
+    X, y = make_moons(500, noise=0.1, random_state=0)
+    far = np.random.default_rng(1).normal(size=(30, 2)) * 0.1 + [6, 6]
+    X = np.r_[X, far]
+    pieces = SimplexSpectralClustering(2, random_state=0).fit(X)
+    assert pieces.embedding_.n_core_components_ == 2 and pieces.n_components_ == 1
+    assert len(set(pieces.labels_[500:])) == 1
+    assert adjusted_rand_score(y, pieces.labels_[:500]) < 0.1
+    split = SimplexSpectralClustering(2, n_components=4, random_state=0).fit(X)
+    assert split.n_components_ == 4
+    assert adjusted_rand_score(y, split.labels_[:500]) > 0.9
