@@ -70,7 +70,12 @@ def column_meta(X):
     carries its column names; scikit-learn finds none on the lazy frame),
     else ``X`` itself."""
     meta = getattr(X, "_meta", None)
-    return meta if hasattr(meta, "columns") else X
+    if hasattr(meta, "columns"):
+        return meta
+    if getattr(X, "ndim", 2) != 2:
+        # before any feature count is read from a shape that has none
+        raise ValueError(f"Expected a 2D dask array, got ndim={X.ndim}.")
+    return X
 
 
 def check_dask_array(X, *, dtype=(np.float64, np.float32)):
@@ -88,6 +93,20 @@ def check_dask_array(X, *, dtype=(np.float64, np.float32)):
 
     if not isinstance(X, da.Array):
         if hasattr(X, "to_dask_array"):
+            dtypes = getattr(X, "dtypes", None)
+            if dtypes is not None and not all(
+                str(t) in ("float32", "float64") for t in np.atleast_1d(dtypes)
+            ):
+                # bool, integer or nullable (Int64, Float64, boolean) columns:
+                # as floats, pd.NA as NaN (refused as such by the tasks), as
+                # a pandas frame would be
+                try:
+                    X = X.astype("float64")
+                except (TypeError, ValueError) as exc:
+                    raise ValueError(
+                        "The dask dataframe has non-numeric columns; numeric "
+                        f"(boolean, integer or floating-point) columns are required: {exc}"
+                    ) from None
             X = X.to_dask_array(lengths=True)
         else:
             X = da.asarray(X)
@@ -114,11 +133,34 @@ def check_dask_array(X, *, dtype=(np.float64, np.float32)):
     return X
 
 
+def _block_abs_max_and_sum(block):
+    """``max |block|`` (0 for no rows) and its float64 column sums; a sum
+    that overflows is inf, silently: the caller then rescales and sums
+    again."""
+    block = np.asarray(block)
+    with np.errstate(over="ignore"):
+        return (
+            float(np.abs(block).max(initial=0.0)),
+            block.sum(axis=0, dtype=np.float64),
+        )
+
+
+def _combine_abs_max_and_sum(parts):
+    with np.errstate(over="ignore"):
+        return max(p[0] for p in parts), sum((p[1] for p in parts[1:]), parts[0][1])
+
+
 def abs_max_and_mean(X):
-    """``max |X|`` and the float64 column mean of a non-empty dask array,
-    computed in one pass over the blocks."""
-    high, low, mean = _compute(X.max(), X.min(), X.mean(axis=0, dtype=np.float64))
-    return max(float(high), -float(low)), np.asarray(mean, dtype=np.float64)
+    """``max |X|`` and the float64 column mean of a non-empty dask array
+    with known row chunks, computed in one pass over the blocks (blocks
+    without rows included)."""
+    from dask import delayed
+
+    stat = delayed(_block_abs_max_and_sum, pure=True)
+    parts = [stat(b) for b in X.to_delayed().ravel()]
+    ((top, total),) = _compute(_tree_reduce(parts, _combine_abs_max_and_sum))
+    with np.errstate(over="ignore", invalid="ignore"):
+        return float(top), np.asarray(total, dtype=np.float64) / X.shape[0]
 
 
 def scaled(X, exponent):
@@ -372,22 +414,23 @@ def _fit_block(block, offset, center, A, alpha, encode_params, backend, n_jobs, 
     block = np.asarray(block)
     _check_finite(block)
     Yc = (block - center).astype(block.dtype, copy=False)
-    with warnings.catch_warnings():
-        # counted below and raised once on the client
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        res = _dict_learning.encode_pass(
-            Yc,
-            A,
-            alpha,
-            get_backend(*backend),
-            algorithm="exact",
-            keep_codes=codes is not False,
-            objective=True,
-            statistics=True,
-            init_codes=None if codes is False else codes,
-            n_jobs=task_n_jobs(n_jobs),
-            **encode_params,
-        )
+    # the encoder's warning is counted below and raised once on the client:
+    # not through warnings.catch_warnings, whose filters are process-wide
+    # and would be restored out of order by blocks running in threads
+    res = _dict_learning.encode_pass(
+        Yc,
+        A,
+        alpha,
+        get_backend(backend[0], device=backend[1]),
+        algorithm="exact",
+        keep_codes=codes is not False,
+        objective=True,
+        statistics=True,
+        init_codes=None if codes is False else codes,
+        n_jobs=task_n_jobs(n_jobs),
+        warn=False,
+        **encode_params,
+    )
     f = res.objective
     order = np.argsort(-f, kind="stable")[:n_top]
     summary = {

@@ -81,6 +81,7 @@ def encode_pass(
     statistics=False,
     init_codes=None,
     chunk_rows=None,
+    warn=True,
 ):
     """Encode the rows of ``Y`` chunk by chunk, optionally accumulating the
     per-sample objective and the dictionary's sufficient statistics.
@@ -105,6 +106,10 @@ def encode_pass(
         Rows per chunk; None asks the backend (``pass_chunk_rows``:
         ``CHUNK_ROWS`` on the CPU, larger chunks for the unrolled encoder on
         a GPU).
+    warn : bool, default=True
+        Warn (``ConvergenceWarning``) when the exact encoder stops at its
+        cap before certifying some rows; ``False`` leaves it to the caller,
+        which finds them in ``gap``.
 
     Returns
     -------
@@ -209,7 +214,7 @@ def encode_pass(
             np.ldexp(result.objective, -2 * exponent, out=result.objective)
     if statistics:
         result.statistics = (XtX, s, XtY)
-    if algorithm == "exact" and n:
+    if warn and algorithm == "exact" and n:
         n_bad = int(np.count_nonzero(result.gap > tol))
         if n_bad:
             warnings.warn(

@@ -738,6 +738,7 @@ class WeightedL1SparseCoder(
         statistics, and the forgetting factor goes on as after one epoch of
         ``⌈n / b⌉`` minibatches, so a small batch refines the model rather
         than replacing it, as in scikit-learn's MiniBatchDictionaryLearning.
+        A dask array or dataframe is one minibatch, computed into memory.
 
         Parameters
         ----------
@@ -755,7 +756,15 @@ class WeightedL1SparseCoder(
         if is_torch_tensor(X):
             tensor = _check_tensor(X)
             X = _to_numpy(tensor)
-        X = validate_data(self, X, dtype=_FLOATS, reset=first)
+        if _dask.is_dask_collection(X):
+            # a minibatch: computed into memory, its column names checked as
+            # a dask dataframe's are in fit and transform
+            validate_data(self, _dask.column_meta(X), reset=first, skip_check_array=True)
+            X = check_array(
+                np.asarray(_dask.check_dask_array(X).compute()), dtype=_FLOATS, input_name="X"
+            )
+        else:
+            X = validate_data(self, X, dtype=_FLOATS, reset=first)
         if first:
             random_state = check_random_state(self.random_state)
             A = self._initial_dictionary_in_memory(X, random_state)

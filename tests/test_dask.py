@@ -411,3 +411,91 @@ def test_zz_no_dead_workers(client):
     workers = set(client.scheduler_info()["workers"])
     assert workers == client.workers_at_start and len(workers) == 2
     assert all(client.run(lambda: True).values())
+
+
+def test_dask_fit_in_threads_leaves_warning_filters_alone():
+    # blocks encoded in threads used to each push and pop a process-wide
+    # "ignore" filter, restored out of order: one stayed behind, and the
+    # fit's own warnings were lost
+    X = np.random.default_rng(0).normal(size=(3000, 6))
+    with dask.config.set(scheduler="threads", num_workers=4):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            before = list(warnings.filters)
+            est = WeightedL1SparseCoder(4, init=X[:4], max_iter=2, transform_tol=1e-300)
+            est.fit(da.from_array(X, chunks=(100, 6)))
+            assert warnings.filters == before
+    messages = [str(w.message) for w in caught if w.category is ConvergenceWarning]
+    assert any("exact encoder stopped" in m for m in messages)
+    assert any("did not converge" in m for m in messages)
+
+
+def test_dask_fit_with_an_empty_block_equals_in_memory():
+    X = np.random.default_rng(0).normal(size=(100, 5))
+    params = dict(n_components=4, init=X[:4], max_iter=3, tol=0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ref = WeightedL1SparseCoder(**params).fit(X)
+        with dask.config.set(scheduler="synchronous"):
+            est = WeightedL1SparseCoder(**params).fit(da.from_array(X, chunks=((40, 0, 60), (5,))))
+    np.testing.assert_allclose(est.components_, ref.components_, rtol=1e-10, atol=1e-12)
+
+
+def test_dask_fit_near_the_largest_float_warns_nothing():
+    # positive entries: each block's column sums overflow
+    X = (np.abs(np.random.default_rng(0).normal(size=(200, 3))) + 1.0) * 1e307
+    with dask.config.set(scheduler="synchronous"), warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        WeightedL1SparseCoder(3, init=X[:3], max_iter=2).fit(da.from_array(X, chunks=50))
+
+
+def test_dask_fit_uses_the_device_on_the_workers():
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("checks the refusal of a device this machine lacks")
+    X = da.from_array(np.random.default_rng(0).normal(size=(60, 3)), chunks=30)
+    with dask.config.set(scheduler="synchronous"):
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            WeightedL1SparseCoder(2, backend="torch", device="cuda").fit(X)
+
+
+def test_dask_dataframes_with_bool_and_nullable_columns():
+    pd = pytest.importorskip("pandas")
+    dd = pytest.importorskip("dask.dataframe")
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame(
+        {
+            "flag": rng.random(60) > 0.5,
+            "count": pd.array(rng.integers(0, 9, 60), dtype="Int64"),
+            "x": rng.normal(size=60),
+        }
+    )
+    params = dict(n_components=3, init=np.c_[[0, 1, 0], [1, 4, 7], [0.0, 0.5, -0.5]], max_iter=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ref = WeightedL1SparseCoder(**params).fit(df)
+        with dask.config.set(scheduler="synchronous"):
+            est = WeightedL1SparseCoder(**params).fit(dd.from_pandas(df, npartitions=2))
+    np.testing.assert_allclose(est.components_, ref.components_, rtol=1e-10)
+    assert list(est.feature_names_in_) == ["flag", "count", "x"]
+    df.loc[3, "count"] = pd.NA
+    with dask.config.set(scheduler="synchronous"), pytest.raises(ValueError, match="NaN"):
+        est.transform(dd.from_pandas(df, npartitions=2)).compute()
+
+
+def test_dask_partial_fit_checks_feature_names_and_dimensions():
+    pd = pytest.importorskip("pandas")
+    dd = pytest.importorskip("dask.dataframe")
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame(rng.normal(size=(40, 4)), columns=list("abcd"))
+    with dask.config.set(scheduler="synchronous"):
+        est = WeightedL1SparseCoder(3, random_state=0).partial_fit(
+            dd.from_pandas(df, npartitions=2)
+        )
+        assert list(est.feature_names_in_) == list("abcd")
+        with pytest.raises(ValueError, match="feature names"):
+            est.partial_fit(dd.from_pandas(df[list("dcba")], npartitions=2))
+        for bad in (da.zeros((5, 4, 2)), da.zeros(5)):
+            with pytest.raises(ValueError, match="Expected a 2D dask array"):
+                est.transform(bad)
