@@ -9,6 +9,7 @@ import os
 import sys
 import time
 import warnings
+import zipfile
 
 
 class CLIError(Exception):
@@ -44,8 +45,9 @@ def load_data(path, key=None):
             raise CLIError(f"cannot read {path}: expected a .npy, .npz or .csv file")
     except CLIError:
         raise
-    except (OSError, ValueError) as exc:
-        raise CLIError(f"cannot read {path}: {exc}") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        # EOFError: an empty or cut-off .npy; BadZipFile: a broken .npz
+        raise CLIError(f"cannot read {path}: {exc or type(exc).__name__}") from None
     if data.ndim != 2:
         raise CLIError(
             f"{path} holds an array of shape {data.shape}; expected 2-D (n_samples, n_features)"
@@ -64,17 +66,32 @@ def load_data(path, key=None):
 def _load_csv(path):
     import numpy as np
 
-    with open(path) as f:
+    # utf-8-sig: a byte-order mark (as spreadsheets write) is not data
+    with open(path, encoding="utf-8-sig") as f:
         first = f.readline()
-    try:
-        [float(v) for v in first.strip().split(",") if v.strip()]
-        skip = 0
-    except ValueError:
-        skip = 1  # a header line
+
+    def is_number(field):
+        try:
+            float(field)
+        except ValueError:
+            return False
+        return True
+
+    fields = [v.strip() for v in first.strip().split(",") if v.strip()]
+    # a header names columns: no field of it is a number (a first row with
+    # one bad value is data, and its error is reported as any row's is)
+    skip = 1 if fields and not any(is_number(v) for v in fields) else 0
     with warnings.catch_warnings():
         # an empty file: said once, as "holds no data", by load_data
         warnings.filterwarnings("ignore", message=".*input contained no data")
-        return np.loadtxt(path, delimiter=",", skiprows=skip, ndmin=2)
+        return np.loadtxt(path, delimiter=",", skiprows=skip, ndmin=2, encoding="utf-8-sig")
+
+
+def check_folder(path):
+    """Refuse, before any work, an output path whose folder does not exist."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise CLIError(f"cannot write {path}: no folder {folder}")
 
 
 def check_output(path):
@@ -82,6 +99,7 @@ def check_output(path):
     before any work is done."""
     if os.path.splitext(path)[1].lower() not in (".npy", ".csv"):
         raise CLIError(f"cannot write {path}: the output must be a .npy or .csv file")
+    check_folder(path)
 
 
 def check_figure_output(path):
@@ -90,9 +108,7 @@ def check_figure_output(path):
     figure; without matplotlib there is no figure to check)."""
     if path == "none":
         return
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise CLIError(f"cannot write {path}: no folder {folder}")
+    check_folder(path)
     try:
         from matplotlib.figure import Figure
     except ImportError:
@@ -138,6 +154,8 @@ def load_model(path):
         ) from None
     if not isinstance(model, WeightedL1SparseCoder):
         raise CLIError(f"{path} holds a {type(model).__name__}, not a WeightedL1SparseCoder")
+    if not hasattr(model, "components_"):
+        raise CLIError(f"{path} holds a WeightedL1SparseCoder that was never fitted")
     return model
 
 
@@ -274,6 +292,7 @@ def cmd_fit(args):
 
     from ._estimator import WeightedL1SparseCoder
 
+    check_folder(args.output)
     X = load_data(args.data, args.key)
     model = WeightedL1SparseCoder(
         n_components=args.n_components,

@@ -210,3 +210,56 @@ def test_receptive_fields_end_to_end(tmp_path):
     assert "whitened 8x8 patches" in result.stdout
     assert "n_valid" in result.stdout
     assert fig.stat().st_size > 10_000
+
+
+def test_broken_files_and_outputs_are_one_line(data_files, tmp_path, capsys):
+    def wlsc(*argv):
+        return _InProcess(argv, capsys)
+
+    model = tmp_path / "model.joblib"
+    (tmp_path / "zero.npy").write_bytes(b"")
+    _one_error_line(wlsc("fit", tmp_path / "zero.npy", "-o", model), "cannot read")
+    (tmp_path / "broken.npz").write_bytes(b"PK\x03\x04 not a zip archive")
+    _one_error_line(wlsc("fit", tmp_path / "broken.npz", "-o", model), "cannot read")
+    import joblib
+
+    from sklearn_wlsc import WeightedL1SparseCoder
+
+    joblib.dump(WeightedL1SparseCoder(3), tmp_path / "unfitted.joblib")
+    _one_error_line(
+        wlsc(
+            "transform",
+            tmp_path / "unfitted.joblib",
+            data_files / "Y.npy",
+            "-o",
+            tmp_path / "c.npy",
+        ),
+        "never fitted",
+    )
+    # a missing output folder is refused before the work (nothing printed)
+    for argv in (
+        ("fit", data_files / "Y.npy", "-o", tmp_path / "none" / "m.joblib"),
+        ("cluster", data_files / "Y.npy", "--n-clusters", 2, "-o", tmp_path / "none" / "l.npy"),
+    ):
+        result = wlsc(*argv)
+        _one_error_line(result, "no folder")
+        assert result.stdout == ""
+
+
+def test_csv_first_rows_are_data(tmp_path, capsys):
+    def wlsc(*argv):
+        return _InProcess(argv, capsys)
+
+    rows = np.arange(12.0).reshape(4, 3) + 1
+    body = "\n".join(",".join(f"{v:g}" for v in row) for row in rows)
+    # a spreadsheet's byte-order mark is not a header: all four rows count
+    (tmp_path / "bom.csv").write_bytes(("\ufeff" + body + "\n").encode("utf-8"))
+    result = wlsc("fit", tmp_path / "bom.csv", "--n-components", 2, "-o", tmp_path / "m.joblib")
+    assert result.returncode == 0 and "on 4 x 3 data" in result.stdout
+    # a first row with one bad value is a row, reported like any other
+    (tmp_path / "na.csv").write_text("1,NA,3\n" + body + "\n")
+    _one_error_line(wlsc("fit", tmp_path / "na.csv", "-o", tmp_path / "m.joblib"), "NA")
+    # a header of names is skipped
+    (tmp_path / "header.csv").write_text("a,b,c\n" + body + "\n")
+    result = wlsc("fit", tmp_path / "header.csv", "--n-components", 2, "-o", tmp_path / "m.joblib")
+    assert result.returncode == 0 and "on 4 x 3 data" in result.stdout
