@@ -78,12 +78,18 @@ def column_meta(X):
     return X
 
 
-def check_dask_array(X, *, dtype=(np.float64, np.float32)):
+def check_dask_array(X, *, dtype=(np.float64, np.float32), lazy_rows=False):
     """The public edge's checks for a dask input, lazily.
 
     Converts a dask dataframe to an array, casts other dtypes to float64,
     checks ``ndim == 2``, computes unknown chunk sizes, and puts all columns
     in one chunk. Finiteness is checked by the tasks, as they run.
+
+    With ``lazy_rows`` (for blockwise maps: transform, inverse_transform,
+    sparse_encode), unknown row chunk sizes (a dataframe's partitions, a
+    filtered array) stay unknown, so that nothing is computed before the
+    result is: they are computed only when the columns must be rechunked,
+    and an array with no rows is then found only by the empty result.
 
     Returns
     -------
@@ -107,7 +113,7 @@ def check_dask_array(X, *, dtype=(np.float64, np.float32)):
                         "The dask dataframe has non-numeric columns; numeric "
                         f"(boolean, integer or floating-point) columns are required: {exc}"
                     ) from None
-            X = X.to_dask_array(lengths=True)
+            X = X.to_dask_array(lengths=None if lazy_rows else True)
         else:
             X = da.asarray(X)
     if X.ndim != 2:
@@ -122,9 +128,9 @@ def check_dask_array(X, *, dtype=(np.float64, np.float32)):
     dtypes = tuple(np.dtype(t) for t in dtype)
     if X.dtype not in dtypes:
         X = X.astype(dtypes[0])
-    X = _row_blocks(X)
+    X = _row_blocks(X, known_rows=not lazy_rows)
     n, d = X.shape
-    if n == 0 or d == 0:
+    if n == 0 or d == 0:  # n is NaN while the row chunks are unknown
         what = "sample" if n == 0 else "feature"
         raise ValueError(
             f"Found a dask array with 0 {what}(s) (shape={X.shape}) while a "
@@ -170,9 +176,11 @@ def scaled(X, exponent):
     return X.map_blocks(np.ldexp, -exponent, dtype=X.dtype)
 
 
-def _row_blocks(Y):
-    """``Y`` with known row chunks and all columns in one chunk."""
-    if any(np.isnan(c) for c in Y.chunks[0]):
+def _row_blocks(Y, known_rows=True):
+    """``Y`` with all columns in one chunk, and known row chunks unless
+    ``known_rows`` is false and no column rechunk needs them."""
+    unknown = any(np.isnan(c) for c in Y.chunks[0])
+    if unknown and (known_rows or Y.numblocks[1] != 1):
         Y = Y.compute_chunk_sizes()
     if Y.numblocks[1] != 1:
         Y = Y.rechunk({1: -1})
@@ -333,7 +341,7 @@ def _map_encode(
 ):
     from dask.base import tokenize
 
-    Y = _row_blocks(Y)
+    Y = _row_blocks(Y, known_rows=False)
     A = np.ascontiguousarray(A, dtype=Y.dtype)
     backend_name = _backend_name(backend_name, device)
     args = (

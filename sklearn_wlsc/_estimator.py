@@ -194,7 +194,7 @@ def sparse_encode(
     # X keeps its kind (dask array, torch tensor or ndarray); the dictionary
     # is always validated as a numpy array
     if _dask.is_dask_collection(X):
-        X = _dask.check_dask_array(X)
+        X = _dask.check_dask_array(X, lazy_rows=True)
     elif is_torch_tensor(X):
         X = _check_tensor(X)
     else:
@@ -834,7 +834,7 @@ class WeightedL1SparseCoder(
         self._validate_params()  # the transform settings may have been set since fit
         if _dask.is_dask_collection(X):
             validate_data(self, _dask.column_meta(X), reset=False, skip_check_array=True)
-            X = _dask.check_dask_array(X)
+            X = _dask.check_dask_array(X, lazy_rows=True)
             return _dask.encode_dask(
                 X, self.components_, float(self.alpha), **self._dask_encode_kwargs()
             )
@@ -877,7 +877,7 @@ class WeightedL1SparseCoder(
                 )
 
         if _dask.is_dask_collection(X):
-            X = _dask.check_dask_array(X)
+            X = _dask.check_dask_array(X, lazy_rows=True)
             check_columns(X.shape[1])
             return _dask.reconstruct_dask(X, self.components_)
         if is_torch_tensor(X):

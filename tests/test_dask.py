@@ -499,3 +499,36 @@ def test_dask_partial_fit_checks_feature_names_and_dimensions():
         for bad in (da.zeros((5, 4, 2)), da.zeros(5)):
             with pytest.raises(ValueError, match="Expected a 2D dask array"):
                 est.transform(bad)
+
+
+def test_blockwise_maps_compute_nothing_before_their_result():
+    # unknown row chunks (dataframe partitions, a filtered array) are not
+    # computed ahead: transform, inverse_transform and sparse_encode stay lazy
+    pd = pytest.importorskip("pandas")
+    dd = pytest.importorskip("dask.dataframe")
+    X = np.random.default_rng(0).normal(size=(100, 3))
+    df = pd.DataFrame(X, columns=list("abc"))
+    est = WeightedL1SparseCoder(2, max_iter=3, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(df)
+    calls = []
+
+    def counted(part):
+        calls.append(1)
+        return part
+
+    with dask.config.set(scheduler="synchronous"):
+        frame = dd.from_pandas(df, npartitions=4).map_partitions(counted)
+        arr = da.from_array(X, chunks=25).map_blocks(counted)
+        arr = arr[arr[:, 0] > 0]
+        calls.clear()  # dask calls the functions on empty metadata when it builds
+        codes = est.transform(frame)
+        encoded = sparse_encode(arr, est.components_, alpha=est.alpha)
+        rebuilt = est.inverse_transform(encoded)
+        assert not calls
+        np.testing.assert_allclose(codes.compute(), est.transform(df), rtol=1e-12, atol=1e-14)
+        kept = X[X[:, 0] > 0]
+        expected = sparse_encode(kept, est.components_, alpha=est.alpha)
+        np.testing.assert_allclose(encoded.compute(), expected, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(rebuilt.compute(), expected @ est.components_, rtol=1e-12)
