@@ -26,6 +26,8 @@ def load_data(path, key=None):
     if not os.path.exists(path):
         raise CLIError(f"no such file: {path}")
     ext = os.path.splitext(path)[1].lower()
+    if key is not None and ext != ".npz":
+        raise CLIError(f"--key names an array of an .npz file; {path} is not one")
     try:
         if ext == ".npy":
             data = np.load(path, allow_pickle=False)
@@ -54,7 +56,7 @@ def load_data(path, key=None):
         )
     if data.size == 0:
         raise CLIError(f"{path} holds no data (shape {data.shape})")
-    if not np.issubdtype(data.dtype, np.number) or np.iscomplexobj(data):
+    if data.dtype != bool and (not np.issubdtype(data.dtype, np.number) or np.iscomplexobj(data)):
         raise CLIError(f"{path} holds {data.dtype} data; expected real numbers")
     data = data.astype(np.float64, copy=False)
     if not np.all(np.isfinite(data)):

@@ -246,6 +246,19 @@ def test_broken_files_and_outputs_are_one_line(data_files, tmp_path, capsys):
         assert result.stdout == ""
 
 
+def test_key_only_for_npz_and_boolean_data(data_files, tmp_path, capsys):
+    def wlsc(*argv):
+        return _InProcess(argv, capsys)
+
+    model = tmp_path / "m.joblib"
+    _one_error_line(
+        wlsc("fit", data_files / "Y.npy", "--key", "X", "-o", model), "--key names an array"
+    )
+    np.save(tmp_path / "flags.npy", np.eye(6, 4, dtype=bool))
+    result = wlsc("fit", tmp_path / "flags.npy", "--n-components", 2, "-o", model)
+    assert result.returncode == 0 and "on 6 x 4 data" in result.stdout
+
+
 def test_csv_first_rows_are_data(tmp_path, capsys):
     def wlsc(*argv):
         return _InProcess(argv, capsys)
