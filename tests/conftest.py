@@ -57,3 +57,36 @@ def _torch_single_thread():
         yield
     finally:
         torch.set_num_threads(previous)
+
+
+class RecordingCallback:
+    """A scikit-learn fit callback that records the objective of each
+    ``task`` (``"iteration"`` of the alternating fit, ``"epoch"`` of the
+    unrolled one) and stops after ``stop_after`` of them."""
+
+    def __init__(self, stop_after=None, task="iteration"):
+        self.stop_after = stop_after
+        self.task = task
+        self.objectives = []
+        self.tasks = []
+
+    def setup(self, estimator, context):
+        self.tasks.append("setup")
+
+    def on_fit_task_begin(self, estimator, context):
+        self.tasks.append(context.task_name)
+
+    def on_fit_task_end(self, estimator, context, *, metadata=None, fitted_estimator=None):
+        if context.task_name == self.task:
+            self.objectives.append(metadata["objective"])
+            # the model as of this task can already transform
+            n_features = fitted_estimator.components_.shape[1]
+            assert fitted_estimator.transform(np.zeros((2, n_features))).shape == (
+                2,
+                fitted_estimator.components_.shape[0],
+            )
+            return self.stop_after is not None and len(self.objectives) >= self.stop_after
+        return False
+
+    def teardown(self, estimator, context):
+        self.tasks.append("teardown")

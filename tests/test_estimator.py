@@ -17,7 +17,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sklearn_wlsc import WeightedL1SparseCoder, _objective, sparse_encode
 
-from .conftest import make_problem
+from .conftest import RecordingCallback, make_problem
 
 
 @parametrize_with_checks(
@@ -212,44 +212,17 @@ def test_digits_fit_is_sparse_and_local(digits):
     assert np.mean(rank < 3) > 0.9
 
 
-class _RecordingCallback:
-    """A scikit-learn fit callback that records the objective and stops
-    after ``stop_after`` iterations."""
-
-    def __init__(self, stop_after=None):
-        self.stop_after = stop_after
-        self.objectives = []
-        self.tasks = []
-
-    def setup(self, estimator, context):
-        self.tasks.append("setup")
-
-    def on_fit_task_begin(self, estimator, context):
-        self.tasks.append(context.task_name)
-
-    def on_fit_task_end(self, estimator, context, *, metadata=None, fitted_estimator=None):
-        if context.task_name == "iteration":
-            self.objectives.append(metadata["objective"])
-            # the model as of this iteration can already transform
-            assert fitted_estimator.transform(np.zeros((2, 5))).shape == (2, 4)
-            return self.stop_after is not None and len(self.objectives) >= self.stop_after
-        return False
-
-    def teardown(self, estimator, context):
-        self.tasks.append("teardown")
-
-
 def test_sklearn_callbacks_report_and_stop(rng):
     pytest.importorskip("sklearn.callback")
     Y, _ = make_problem(rng, n=40, d=5, m=4)
-    cb = _RecordingCallback()
+    cb = RecordingCallback()
     est = WeightedL1SparseCoder(4, random_state=0, max_iter=5, tol=0.0)
     with pytest.warns(ConvergenceWarning):
         est.set_callbacks(cb).fit(Y)
     np.testing.assert_allclose(cb.objectives, est.objective_path_)
     assert cb.tasks[:2] == ["setup", "fit"] and cb.tasks[-1] == "teardown"
     # early stopping from a callback
-    stopper = _RecordingCallback(stop_after=2)
+    stopper = RecordingCallback(stop_after=2)
     est = WeightedL1SparseCoder(4, random_state=0, max_iter=50, tol=0.0).set_callbacks(stopper)
     est.fit(Y)
     assert len(stopper.objectives) == 2

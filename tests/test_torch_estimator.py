@@ -11,7 +11,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from sklearn_wlsc import WeightedL1SparseCoder, sparse_encode
 
-from .conftest import make_problem
+from .conftest import RecordingCallback, make_problem
 
 torch = pytest.importorskip("torch")
 
@@ -177,38 +177,15 @@ def test_fit_of_a_tensor_runs_on_its_device(rng, monkeypatch):
     assert seen["alternating"][0] == "numba"
 
 
-class _EpochRecorder:
-    def __init__(self, stop_after=None):
-        self.stop_after = stop_after
-        self.tasks = []
-        self.objectives = []
-
-    def setup(self, estimator, context):
-        self.tasks.append("setup")
-
-    def on_fit_task_begin(self, estimator, context):
-        self.tasks.append(context.task_name)
-
-    def on_fit_task_end(self, estimator, context, *, metadata=None, fitted_estimator=None):
-        if context.task_name == "epoch":
-            self.objectives.append(metadata["objective"])
-            assert fitted_estimator.transform(np.zeros((2, 5))).shape == (2, 4)
-            return self.stop_after is not None and len(self.objectives) >= self.stop_after
-        return False
-
-    def teardown(self, estimator, context):
-        self.tasks.append("teardown")
-
-
 def test_unrolled_fit_reports_to_callbacks_and_stops(rng):
     pytest.importorskip("sklearn.callback")
     Y, _ = make_problem(rng, n=40, d=5, m=4)
     kw = dict(fit_algorithm="unrolled", n_layers=10, random_state=0, tol=0.0)
-    cb = _EpochRecorder()
+    cb = RecordingCallback(task="epoch")
     est = WeightedL1SparseCoder(4, max_iter=3, **kw).set_callbacks(cb).fit(Y)
     assert cb.tasks[:2] == ["setup", "fit"] and cb.tasks[-1] == "teardown"
     np.testing.assert_allclose(cb.objectives, est.objective_path_[1:])
-    stopper = _EpochRecorder(stop_after=2)
+    stopper = RecordingCallback(stop_after=2, task="epoch")
     est = WeightedL1SparseCoder(4, max_iter=50, **kw).set_callbacks(stopper).fit(Y)
     assert len(stopper.objectives) == 2 and est.n_iter_ == 2
 
