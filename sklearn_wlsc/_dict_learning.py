@@ -5,8 +5,8 @@ Every function here trusts its inputs; validation lives in ``_estimator``.
 
 Numerics. The objective and the codes are invariant when samples and atoms
 are translated together, and the codes are invariant when both are scaled.
-Each encoding pass therefore works on rows centered at the atoms' mean and
-scaled by a power of two (an exact operation in floating point), so that
+Each encoding pass therefore works on rows centered at a center of the
+atoms (:func:`atoms_center`) and scaled by a power of two (an exact operation in floating point), so that
 data far from the origin or with values near 1e±150 lose no accuracy and
 never overflow.
 """
@@ -42,6 +42,27 @@ def single_threaded_blas():
 def _abs_max(a):
     """``max |a|`` (0 for an empty array), without an ``|a|`` temporary."""
     return max(float(a.max(initial=0.0)), -float(a.min(initial=0.0)))
+
+
+def atoms_center(A, algorithm="exact"):
+    """The point an encoding pass centers samples and atoms at.
+
+    For the exact encoder, the atoms' coordinate-wise median. Any center
+    gives the same exact codes in exact arithmetic; the median lies among
+    the bulk of the atoms whatever a few far atoms do (the mean is dragged
+    towards them), so that the Gram entries of the atoms most samples use
+    keep their digits. The median of an even count is the mean of the two
+    middle values, as ``np.median`` computes it.
+
+    For the unrolled encoder, the atoms' mean. The network starts from
+    ``x = 0``, off the simplex, so its codes depend on where the origin is:
+    the library defines them in coordinates centered at the atoms' mean.
+    """
+    if algorithm != "exact":
+        return A.mean(axis=0) if A.shape[0] else np.zeros(A.shape[1], dtype=A.dtype)
+    if not A.shape[0]:
+        return np.zeros(A.shape[1], dtype=A.dtype)
+    return np.median(A, axis=0).astype(A.dtype, copy=False)
 
 
 class EncodePass:
@@ -122,17 +143,18 @@ def encode_pass(
     if chunk_rows is None:
         chunk_rows = backend.pass_chunk_rows(d, m, algorithm)
     dtype = Y.dtype
-    # The rows are centered at the atoms' mean and scaled by a power of two,
+    # The rows are centered at a center of the atoms (the median for the
+    # exact encoder, the mean for the unrolled one) and scaled by a power of two,
     # in two steps that are exact in floating point: first to magnitudes
     # below one, so that neither the mean nor the centered values can
     # overflow at any magnitude the dtype holds, then so that the centered
     # data fill (-1, 1). The chunks below are Y·2^exponent − shift, which
-    # equals (Y − mean(A))·2^exponent exactly.
+    # equals (Y − center(A))·2^exponent exactly.
     e_data = _objective.power_of_two_exponent(_abs_max(A), _abs_max(Y))
     # scaled before any cast to the data's dtype: a float64 dictionary can lie
     # beyond the float32 range of float32 data
     A_c = np.ldexp(A, -e_data).astype(dtype, copy=False)
-    shift = A_c.mean(axis=0)
+    shift = atoms_center(A_c, algorithm)
     A_c -= shift
     e_centered = _objective.power_of_two_exponent(
         _abs_max(A_c), math.ldexp(_abs_max(Y), -e_data) + _abs_max(shift)

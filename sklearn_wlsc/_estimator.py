@@ -153,8 +153,9 @@ def sparse_encode(
         Number of steps of the unrolled encoder.
     tol : float, default=1e-10
         Exact encoder: stop when the Frank–Wolfe duality gap, which bounds
-        ``f(x) − f*``, is at most ``tol`` times the sample's objective scale
-        ``(½ + α) max_j ‖y − a_j‖²``.
+        ``f(x) − f*``, less the rounding its own computation can hold, is at
+        most ``tol`` times the objective at the nearest vertex,
+        ``(½ + α) min_j ‖y − a_j‖²``.
     max_iter : int, default=None
         Iteration cap of the exact encoder (``None``: ``20 m + 100``): active-
         set steps for the numba and torch backends. The numpy reference runs
@@ -287,7 +288,9 @@ class WeightedL1SparseCoder(
         Encoder used by :meth:`transform`: ``"exact"`` solves to a certified
         duality gap; ``"unrolled"`` is the papers' fixed-depth network.
     transform_tol : float, default=1e-10
-        Relative duality-gap tolerance of the exact encoder.
+        Relative duality-gap tolerance of the exact encoder: the gap is
+        compared to the objective at the sample's nearest atom,
+        ``(½ + α) min_j ‖y − a_j‖²``, after its rounding allowance.
     fit_algorithm : {"alternating", "unrolled"}, default="alternating"
         ``"alternating"``: exact encoding, then the closed-form dictionary
         update ``(XᵀX + 2α diag(Xᵀ1)) A = (1 + 2α) XᵀY``; ``F`` never

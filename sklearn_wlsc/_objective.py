@@ -182,21 +182,110 @@ def objective(Y, A, X, alpha):
 def gap_scale(Y, A, alpha, cross=None):
     """Per-sample scale against which the exact encoder's gap is compared.
 
-    ``(½ + α) max_j ‖y_i − a_j‖²`` bounds the objective at every vertex of the
-    simplex, is invariant to translating samples and atoms together, and
-    scales like the objective. It is floored so that it is never zero.
-    ``cross`` is ``Y Aᵀ`` when the caller already has it.
+    ``(½ + α) min_j ‖y_i − a_j‖²``, the objective at the nearest vertex of
+    the simplex: an upper bound of the optimum ``f*`` that, like it, is
+    invariant to translating samples and atoms together, scales like the
+    objective, and does not grow with atoms far from the sample (a scale
+    taken from the farthest atom made one far atom loosen the tolerance of
+    every sample). It is floored at the smallest normal float, so that it is
+    never zero; a sample on an atom is certified by the rounding allowance
+    of :func:`gap_noise`. ``cross`` is ``Y Aᵀ`` when the caller already has
+    it.
 
     Returns
     -------
     scale : ndarray of shape (n_samples,)
     """
     D = squared_distances(Y, A, cross)
-    scale = (0.5 + alpha) * D.max(axis=1)
-    floor = 1e-14 * (np.einsum("ij,ij->i", Y, Y) + np.max(np.einsum("ij,ij->i", A, A)))
-    np.maximum(scale, floor, out=scale)
+    scale = (0.5 + alpha) * (D.min(axis=1) if D.shape[1] else np.zeros(D.shape[0]))
     np.maximum(scale, np.finfo(scale.dtype).tiny, out=scale)
     return scale
+
+
+# the rounding allowance of a computed duality gap, relative to the
+# magnitude of the terms it is summed from (see gap_noise): 2^-44, about
+# 256 units in the last place of float64
+GAP_NOISE = 2.0**-44
+
+
+def gap_noise(X, k, y_norms, atom_norms, alpha, shift):
+    """How much rounding can put into each row's computed duality gap.
+
+    The gap ``Σ_j x_j ∇f_j − ∇f_k`` (``k`` the entry of least gradient) is
+    summed from terms of total magnitude at most
+    ``(1 + 2α)(‖y‖ + R)(R + R_k) + α(Q + R_k²)``, where
+    ``R = Σ_j x_j ‖a_j‖`` and ``Q = Σ_j x_j ‖a_j‖²`` weigh the atoms by
+    the code and ``R_k = ‖a_k‖``; and the active set's support systems
+    ``G[S, S] + s·11ᵀ`` resolve curvature to about the rounding of their
+    shift ``s`` (:func:`robust_shift`). The allowance is :data:`GAP_NOISE`
+    times the sum of both magnitudes. It follows the atoms a code uses, in
+    proportion to their use, so a far atom the code does not use does not
+    loosen it.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_components)
+        Codes on the simplex.
+    k : ndarray of shape (n_samples,)
+        Each row's entry of least gradient.
+    y_norms : ndarray of shape (n_samples,)
+        ``‖y_i‖``.
+    atom_norms : ndarray of shape (n_components,)
+        ``‖a_j‖``.
+    alpha : float
+    shift : float
+        ``robust_shift(atom_norms**2)``.
+
+    Returns
+    -------
+    noise : ndarray of shape (n_samples,)
+    """
+    R = X @ atom_norms
+    Q = X @ (atom_norms * atom_norms)
+    R_k = atom_norms[k]
+    magnitude = (1.0 + 2.0 * alpha) * (y_norms + R) * (R + R_k) + alpha * (Q + R_k * R_k)
+    return GAP_NOISE * (magnitude + shift)
+
+
+def certified_gap(X, grad, y_norms, atom_norms, alpha):
+    """Duality gap of each row less its rounding allowance, clipped at zero.
+
+    What the computed gap certifies about ``f(x) − f*``: a gap within the
+    rounding of its own computation and of the active set's systems
+    (:func:`gap_noise`, with the shift :func:`robust_shift` of these atoms)
+    certifies nothing more than zero, and the exact encoders stop when this
+    is at most ``tol`` times :func:`gap_scale`.
+
+    Returns
+    -------
+    gap : ndarray of shape (n_samples,)
+    """
+    gap = duality_gap(X, grad)
+    if not gap.size:
+        return gap
+    shift = robust_shift(atom_norms * atom_norms)
+    noise = gap_noise(X, grad.argmin(axis=1), y_norms, atom_norms, alpha, shift)
+    return np.maximum(gap - noise, 0.0)
+
+
+def robust_shift(sq_norms):
+    """The shift ``s`` of the exact encoder's support systems
+    ``G[S, S] + s·11ᵀ``, from the squared atom norms ``diag(G)``: their
+    median (the largest when the median is zero; one when every atom is
+    zero).
+
+    Any ``s > 0`` makes the system positive definite on affinely independent
+    atoms; one of the size of the atoms' own Gram entries keeps it well
+    conditioned. The median is not set by a few far atoms, whose entries
+    would otherwise swamp those of the others.
+    """
+    diag = np.asarray(sq_norms, dtype=np.float64)
+    if not diag.size:
+        return 1.0
+    shift = float(np.median(diag))
+    if not shift > 0.0:
+        shift = float(diag.max())
+    return shift if shift > 0.0 else 1.0
 
 
 def dictionary_statistics(X, Y):

@@ -53,7 +53,8 @@ def test_duality_gap_bounds_suboptimality(rng):
     from sklearn_wlsc._backends._numpy import exact_encode
 
     scale = _objective.gap_scale(Y, A, alpha)
-    X_star, gap_star = exact_encode(G, C, scale, 1e-13, 200_000)
+    y_norms = np.linalg.norm(Y, axis=1)
+    X_star, gap_star = exact_encode(G, C, scale, 1e-13, 200_000, y_norms=y_norms, alpha=alpha)
     assert np.all(gap_star <= 1e-13 * scale)
     X = rng.dirichlet(np.ones(A.shape[0]), size=20)
     gap = _objective.duality_gap(X, _objective.gradient(X, G, C))

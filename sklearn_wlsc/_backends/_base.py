@@ -81,17 +81,21 @@ class Backend(abc.ABC):
         may override it to build them on the fly, row by row."""
         G, C = _objective.encoder_terms(Y, A, alpha, cross)
         scale = _objective.gap_scale(Y, A, alpha, cross)
-        X, gap = self._exact(G, C, scale, tol, max_iter, X0)
+        y_norms = np.sqrt(np.einsum("ij,ij->i", Y, Y))
+        X, gap = self._exact(G, C, scale, tol, max_iter, X0, y_norms=y_norms, alpha=alpha)
         return X, gap / scale
 
     @abc.abstractmethod
     def _unrolled(self, G, C, L, n_layers):
         """``n_layers`` accelerated projected-gradient steps from zero."""
 
-    def _exact(self, G, C, scale, tol, max_iter, X0=None):
-        """Codes with duality gap at most ``tol * scale``, and the gaps;
-        warm-started from ``X0`` when given. Backends implement it, or
-        override :meth:`_exact_from_cross` instead."""
+    def _exact(self, G, C, scale, tol, max_iter, X0=None, *, y_norms, alpha):
+        """Codes whose certified duality gap (the gap less its rounding
+        allowance, :func:`sklearn_wlsc._objective.certified_gap`, which
+        needs the samples' norms ``y_norms`` and ``alpha``) is at most
+        ``tol * scale``, and those gaps; warm-started from ``X0`` when
+        given. Backends implement it, or override :meth:`_exact_from_cross`
+        instead."""
         raise NotImplementedError(
             f"the {self.name} backend builds the exact encoder's terms itself"
         )

@@ -17,6 +17,7 @@ import warnings
 import numba
 import numpy as np
 
+from .. import _objective
 from ._base import Backend, momentum_schedule
 from ._threads import for_rows, limit_threads
 
@@ -24,6 +25,10 @@ from ._threads import for_rows, limit_threads
 # infinity semantics are kept (inputs are finite, and np.inf is a sentinel)
 _FASTMATH = {"reassoc", "contract", "arcp", "nsz"}
 
+
+# the exact encoder's rounding allowance of a computed gap, a compile-time
+# constant of the kernel (see _objective.gap_noise)
+GAP_NOISE = _objective.GAP_NOISE
 
 _CACHE_WARNED = []
 
@@ -466,7 +471,9 @@ def _best_vertex(G, c, x, sup, pos):
 
 
 @_jit(nogil=True, fastmath=_FASTMATH, inline="always")
-def active_set_row(G, c, x0, shift, eps, tol, max_iter, x, g, sup, pos, Lc, u, w, p):
+def active_set_row(
+    G, c, x0, shift, eps, tol, max_iter, x, g, sup, pos, Lc, u, w, p, norms, y_norm, alpha
+):
     """Minimize ``½ xᵀGx − c·x`` over the simplex with a primal active set.
 
     Starts from the code ``x0`` when it has any positive entry (a warm
@@ -478,9 +485,11 @@ def active_set_row(G, c, x0, shift, eps, tol, max_iter, x, g, sup, pos, Lc, u, w
     negative. A zero-curvature direction, met when atoms are affinely
     dependent, is followed to the boundary instead. The Cholesky factor of
     the support is updated, not recomputed, as coordinates enter and leave.
-    Stops when the Frank–Wolfe gap is at most ``tol``.
+    Stops when the Frank–Wolfe gap less its rounding allowance (as
+    ``_objective.certified_gap``, from the atoms' norms ``norms``, the
+    sample's norm ``y_norm`` and ``alpha``) is at most ``tol``.
 
-    Returns the final gap and the number of inner steps. Writes the code
+    Returns that certified gap and the number of inner steps. Writes the code
     into ``x`` (length m); the other arrays are scratch.
     """
     m = c.shape[0]
@@ -515,13 +524,24 @@ def active_set_row(G, c, x0, shift, eps, tol, max_iter, x, g, sup, pos, Lc, u, w
     while True:
         if not solve:
             nu = 0.0
+            r_x = 0.0
+            q_x = 0.0
             for a in range(ns):
-                nu += g[sup[a]] * x[sup[a]]
+                j = sup[a]
+                nu += g[j] * x[j]
+                r_x += x[j] * norms[j]
+                q_x += x[j] * (norms[j] * norms[j])
             k = 0
             for j in range(1, m):
                 if g[j] < g[k]:
                     k = j
-            gap = nu - g[k]
+            r_k = norms[k]
+            noise = GAP_NOISE * (
+                (1.0 + 2.0 * alpha) * (y_norm + r_x) * (r_x + r_k)
+                + alpha * (q_x + r_k * r_k)
+                + shift
+            )
+            gap = max(nu - g[k] - noise, 0.0)
             if gap <= tol or it >= max_iter:
                 break
             if pos[k] < 0:
@@ -610,23 +630,23 @@ def active_set_row(G, c, x0, shift, eps, tol, max_iter, x, g, sup, pos, Lc, u, w
 
 
 @_jit(nogil=True, fastmath=_FASTMATH)
-def exact_encode(G, cross, y_norms, alpha, X0, tol, max_iter, X, gaps, n_iter, start, stop):
+def exact_encode(G, cross, y_norms, alpha, shift, X0, tol, max_iter, X, gaps, n_iter, start, stop):
     """Exact encoder for the rows ``start:stop`` of ``cross = Y Aᵀ``, warm-started from
     the rows of ``X0`` (rows of zeros start cold; an ``X0`` with no rows
     starts every row cold).
 
     Each row's linear term ``c = (1 + 2α) y Aᵀ − α diag(G)`` and gap scale
-    ``(½ + α) max_j ‖y − a_j‖²`` (floored as in ``_objective.gap_scale``;
+    ``(½ + α) min_j ‖y − a_j‖²`` (floored as in ``_objective.gap_scale``;
     ``y_norms`` holds ``‖y_i‖²``) are built in scratch space, so the pass
     needs none of the ``n × m`` temporaries of ``encoder_terms`` and
-    ``gap_scale``; the active set then runs to an absolute gap of ``tol``
+    ``gap_scale``; the active set, on support systems shifted by ``shift``
+    (``_objective.robust_shift``), then runs to a certified gap of ``tol``
     times that scale. Writes codes, relative gaps and step counts."""
     m = cross.shape[1]
     cold = X0.shape[0] == 0
-    a_max = 0.0  # the largest squared atom norm
+    norms = np.empty(m)
     for j in range(m):
-        a_max = max(a_max, G[j, j])
-    shift = a_max if a_max > 0.0 else 1.0
+        norms[j] = math.sqrt(max(G[j, j], 0.0))
     eps = 1e-12 * 2.0 * shift
     s = 1.0 + 2.0 * alpha
     half = 0.5 + alpha
@@ -642,16 +662,34 @@ def exact_encode(G, cross, y_norms, alpha, X0, tol, max_iter, X, gaps, n_iter, s
     p = np.empty(m)
     zeros = np.zeros(m)
     for i in range(start, stop):
-        d_max = 0.0
+        d_min = np.inf
         for j in range(m):
             cij = cross[i, j]
             gjj = G[j, j]
             c[j] = s * cij - alpha * gjj
-            d_max = max(d_max, (y_norms[i] + gjj) - 2.0 * cij)
-        scale = max(half * d_max, 1e-14 * (y_norms[i] + a_max), tiny)
+            d_min = min(d_min, (y_norms[i] + gjj) - 2.0 * cij)
+        scale = max(half * d_min, tiny)
         x0 = zeros if cold else X0[i]
+        y_norm = math.sqrt(y_norms[i])
         gap, it = active_set_row(
-            G, c, x0, shift, eps, tol * scale, max_iter, x, g, sup, pos, Lc, u, w, p
+            G,
+            c,
+            x0,
+            shift,
+            eps,
+            tol * scale,
+            max_iter,
+            x,
+            g,
+            sup,
+            pos,
+            Lc,
+            u,
+            w,
+            p,
+            norms,
+            y_norm,
+            alpha,
         )
         gaps[i] = gap / scale
         n_iter[i] = it
@@ -707,6 +745,7 @@ class NumbaBackend(Backend):
             np.ascontiguousarray(cross),
             np.einsum("ij,ij->i", Y, Y),
             float(alpha),
+            _objective.robust_shift(np.diagonal(G)),
             X0,
             float(tol),
             int(max_iter),

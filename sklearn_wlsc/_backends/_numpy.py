@@ -31,19 +31,27 @@ def unrolled_encode(G, C, L, n_layers):
     return X
 
 
-def exact_encode(G, C, scale, tol, max_iter, X0=None):
+def exact_encode(G, C, scale, tol, max_iter, X0=None, *, y_norms, alpha):
     """Reference exact encoder: FISTA with adaptive restart, run per row until
-    the duality gap is at most ``tol * scale``, from ``X0`` when given.
+    the certified duality gap (:func:`sklearn_wlsc._objective.certified_gap`,
+    from the samples' norms ``y_norms``) is at most ``tol * scale``, from
+    ``X0`` when given.
 
-    Returns the codes and the final duality gaps.
+    Returns the codes and their certified gaps.
     """
     n, m = C.shape
+    atom_norms = np.sqrt(np.maximum(np.diagonal(G), 0.0))
+
+    def gaps(X, C, rows):
+        grad = _objective.gradient(X, G, C)
+        return _objective.certified_gap(X, grad, y_norms[rows], atom_norms, alpha)
+
     L = float(np.linalg.eigvalsh(G - G.mean(0) - G.mean(1)[:, None] + G.mean())[-1])
     L = L if L > 0 else 1.0
     X = project_simplex(C / L if X0 is None else np.asarray(X0, dtype=C.dtype))
     Z = X.copy()
     t = np.ones(n)
-    gap = _objective.duality_gap(X, _objective.gradient(X, G, C))
+    gap = gaps(X, C, slice(None))
     active = gap > tol * scale
     for _ in range(max_iter):
         if not active.any():
@@ -58,7 +66,7 @@ def exact_encode(G, C, scale, tol, max_iter, X0=None):
         Z[idx] = X_new + beta[:, None] * (X_new - Xa)
         t[idx] = np.where(restart, 1.0, t_new)
         X[idx] = X_new
-        gap[idx] = _objective.duality_gap(X_new, _objective.gradient(X_new, G, C[idx]))
+        gap[idx] = gaps(X_new, C[idx], idx)
         active[idx] = gap[idx] > tol * scale[idx]
     return X, gap
 
@@ -71,9 +79,11 @@ class NumpyBackend(Backend):
     def _unrolled(self, G, C, L, n_layers):
         return unrolled_encode(G, C, L, n_layers)
 
-    def _exact(self, G, C, scale, tol, max_iter, X0=None):
+    def _exact(self, G, C, scale, tol, max_iter, X0=None, *, y_norms, alpha):
         # first-order methods need many more steps than an active set
-        return exact_encode(G, C, scale, tol, max(max_iter, 100_000), X0)
+        return exact_encode(
+            G, C, scale, tol, max(max_iter, 100_000), X0, y_norms=y_norms, alpha=alpha
+        )
 
     def project_simplex(self, V):
         return project_simplex(V)

@@ -34,6 +34,7 @@ import math
 
 import numpy as np
 
+from .._objective import robust_shift
 from ._base import Backend, momentum_schedule
 
 _MISSING_TORCH = (
@@ -261,14 +262,32 @@ def _times_power_of_two(t, exponent):
     return t
 
 
+def atoms_center(A, algorithm="exact"):
+    """The center of the atoms an encoding pass works around, as
+    :func:`sklearn_wlsc._dict_learning.atoms_center` computes it: the median
+    for the exact encoder (the mean of the two middle values for an even
+    count; ``torch.median`` would take the lower one), the mean for the
+    unrolled one."""
+    m = A.shape[0]
+    if not m:
+        return A.new_zeros(A.shape[1])
+    if algorithm != "exact":
+        return A.mean(dim=0)
+    S = A.sort(dim=0).values
+    if m % 2:
+        return S[m // 2]
+    return (S[m // 2 - 1] + S[m // 2]) / 2
+
+
 def gap_scale(Y, A, alpha):
     """Per-sample scale of the exact encoder's gap tolerance, as in
     :func:`sklearn_wlsc._objective.gap_scale`."""
     torch = import_torch()
     D = squared_distances(Y, A)
-    scale = (0.5 + alpha) * D.amax(dim=1)
-    floor = 1e-14 * ((Y * Y).sum(dim=1) + (A * A).sum(dim=1).amax())
-    scale = torch.maximum(scale, floor)
+    if D.shape[1]:
+        scale = (0.5 + alpha) * D.amin(dim=1)
+    else:
+        scale = D.new_zeros(D.shape[0])
     return scale.clamp(min=torch.finfo(scale.dtype).tiny)
 
 
@@ -374,10 +393,37 @@ def _fista_steps(G, C, X, Z, t, inv_L, n_steps):
     return X, Z, t
 
 
-def _gap(X, G, C):
-    """Frank–Wolfe gaps ``∇f·x − min_j ∇f_j`` and the gradients."""
+class _GapNoise:
+    """What :func:`sklearn_wlsc._objective.gap_noise` needs, as tensors: the
+    samples' norms ``y_norms`` (n,), the atoms' norms (m,), ``alpha`` and
+    the support systems' ``shift``."""
+
+    def __init__(self, y_norms, atom_norms, alpha, shift):
+        self.y_norms = y_norms
+        self.atom_norms = atom_norms
+        self.alpha = float(alpha)
+        self.shift = float(shift)
+
+    def rows(self, rows):
+        """The same for the samples ``rows``."""
+        return _GapNoise(self.y_norms[rows], self.atom_norms, self.alpha, self.shift)
+
+
+def _gap(X, G, C, noise):
+    """Certified Frank–Wolfe gaps (``∇f·x − min_j ∇f_j`` less the rounding
+    allowance of ``_objective.certified_gap``; ``noise`` a
+    :class:`_GapNoise` for the rows of ``X``) and the gradients."""
+    from .._objective import GAP_NOISE
+
     g = X @ G - C
-    return (X * g).sum(dim=1) - g.amin(dim=1), g
+    k = g.argmin(dim=1)
+    gap = (X * g).sum(dim=1) - g.gather(1, k[:, None])[:, 0]
+    norms, alpha = noise.atom_norms, noise.alpha
+    R = X @ norms
+    Q = X @ (norms * norms)
+    R_k = norms[k]
+    magnitude = (1.0 + 2.0 * alpha) * (noise.y_norms + R) * (R + R_k) + alpha * (Q + R_k * R_k)
+    return (gap - GAP_NOISE * (magnitude + noise.shift)).clamp(min=0.0), g
 
 
 def _support_minimizer(G, C, sup, valid, shift, eps, ridge=0.0):
@@ -419,7 +465,7 @@ def _compact(sup, keep):
     return sup, valid
 
 
-def _active_set(G, C, X, tol, shift, eps, max_steps, free_first=None):
+def _active_set(G, C, X, tol, shift, eps, max_steps, noise, free_first=None):
     """A primal active set batched over rows, started from feasible ``X``:
     the numba kernel's method, one step for every row at a time.
 
@@ -444,7 +490,7 @@ def _active_set(G, C, X, tol, shift, eps, max_steps, free_first=None):
     """
     torch = import_torch()
     X = X.clone()
-    gap, g = _gap(X, G, C)
+    gap, g = _gap(X, G, C, noise)
     f = 0.5 * ((X * g).sum(dim=1) - (X * C).sum(dim=1))
     sup, valid = _compact(torch.arange(X.shape[1], device=X.device).expand_as(X), X > 0)
     rows = torch.arange(X.shape[0], device=X.device)
@@ -456,6 +502,7 @@ def _active_set(G, C, X, tol, shift, eps, max_steps, free_first=None):
     while rows.numel() and n_steps < int(limit.max()):
         n_steps += 1
         x, c, tl, f_old = X[rows], C[rows], tol[rows], f[rows]
+        noise_rows = noise.rows(rows)
         xs = x.gather(1, sup) * valid
         xs_hat, ok = _support_minimizer(G, c, sup, valid, shift, eps)
         if not bool(ok.all()):
@@ -475,7 +522,7 @@ def _active_set(G, C, X, tol, shift, eps, max_steps, free_first=None):
         xs_new /= xs_new.sum(dim=1, keepdim=True)
         # padding adds zeros, so duplicate padded indices are harmless
         x_new = torch.zeros_like(x).scatter_add_(1, sup, xs_new)
-        gap_new, g_new = _gap(x_new, G, c)
+        gap_new, g_new = _gap(x_new, G, c, noise_rows)
         f_new = 0.5 * ((x_new * g_new).sum(dim=1) - (x_new * c).sum(dim=1))
         ok &= torch.isfinite(f_new) & (f_new <= f_old + 0.5 * tl)
         certified = ok & (gap_new <= tl)
@@ -508,8 +555,22 @@ def _active_set(G, C, X, tol, shift, eps, max_steps, free_first=None):
     return X, gap, n_steps
 
 
-def exact_encode(G, C, tol, max_iter, X0=None, *, warm_steps=0, fista_steps=20, polish_steps=None):
-    """Exact encoder batched over rows: codes with Frank–Wolfe gap ≤ ``tol``.
+def exact_encode(
+    G,
+    C,
+    tol,
+    max_iter,
+    X0=None,
+    *,
+    y_norms,
+    alpha,
+    warm_steps=0,
+    fista_steps=20,
+    polish_steps=None,
+):
+    """Exact encoder batched over rows: codes with certified Frank–Wolfe gap
+    (the gap less its rounding allowance, as
+    :func:`sklearn_wlsc._objective.certified_gap`) at most ``tol``.
 
     The batched active set (:func:`_active_set`, at most ``polish_steps``
     steps, default ``2 m + 10``) starts from the rows of ``X0`` that have a
@@ -531,12 +592,15 @@ def exact_encode(G, C, tol, max_iter, X0=None, *, warm_steps=0, fista_steps=20, 
         Cap on the total number of batched steps (FISTA and active set).
     X0 : Tensor of shape (n, m) or None
         Warm start; rows of zeros start cold.
+    y_norms : Tensor of shape (n,)
+        The samples' norms ``‖y_i‖`` (for the rounding allowance).
+    alpha : float
 
     Returns
     -------
     X : Tensor of shape (n, m)
     gap : Tensor of shape (n,)
-        Absolute Frank–Wolfe gaps.
+        Absolute certified Frank–Wolfe gaps.
     n_iter : int
         Batched steps taken.
     """
@@ -548,9 +612,9 @@ def exact_encode(G, C, tol, max_iter, X0=None, *, warm_steps=0, fista_steps=20, 
     L = float(torch.linalg.eigvalsh(Gc.cpu() if Gc.device.type == "mps" else Gc)[-1])
     L = L if L > 0 else 1.0
     inv_L = 1.0 / L
-    shift = float(G.diagonal().amax()) if m else 1.0
-    shift = shift if shift > 0.0 else 1.0
+    shift = robust_shift(G.diagonal().cpu().numpy())
     eps = 1e-12 * 2.0 * shift
+    noise = _GapNoise(y_norms, G.diagonal().clamp(min=0.0).sqrt(), alpha, shift)
     # the best vertex, as the numba kernel starts, or the warm start
     j0 = (0.5 * G.diagonal() - C).argmin(dim=1)
     X = torch.zeros_like(C).scatter_(1, j0[:, None], 1.0)
@@ -572,6 +636,7 @@ def exact_encode(G, C, tol, max_iter, X0=None, *, warm_steps=0, fista_steps=20, 
     first = True
     while todo.numel() and (first or n_iter < max_iter):
         c, tl, x = C[todo], tol[todo], X[todo]
+        noise_todo = noise.rows(todo)
         z, tt = Z[todo], t[todo]
         first_round = first
         if not first:
@@ -580,12 +645,20 @@ def exact_encode(G, C, tol, max_iter, X0=None, *, warm_steps=0, fista_steps=20, 
             n_iter += steps
             k = min(2 * k, 400)
         first = False
-        gap_f, _ = _gap(x, G, c)
+        gap_f, _ = _gap(x, G, c, noise_todo)
         # rows at their best vertex take their first step as the numba
         # kernel does, without counting it
         free_first = at_vertex[todo] if first_round and warm_steps <= 0 else None
         x_p, gap_p, steps = _active_set(
-            G, c, x, tl, shift, eps, min(polish_steps, max(max_iter - n_iter, 1)), free_first
+            G,
+            c,
+            x,
+            tl,
+            shift,
+            eps,
+            min(polish_steps, max(max_iter - n_iter, 1)),
+            noise_todo,
+            free_first,
         )
         n_iter += steps
         # the active set never increases f; FISTA restarts from its point
@@ -768,13 +841,17 @@ class TorchBackend(Backend):
                 C = (Y64 @ A64.T) * (1.0 + 2.0 * alpha) - alpha * G64.diagonal()
                 scale = gap_scale(Y64, A64, alpha)
                 X0 = None if init_codes is None else init_codes[start : start + rows]
-                Xc, gc, _ = exact_encode(G64, C, tol * scale, int(max_iter), X0)
+                y_norms = Y64.square().sum(dim=1).sqrt()
+                Xc, gc, _ = exact_encode(
+                    G64, C, tol * scale, int(max_iter), X0, y_norms=y_norms, alpha=alpha
+                )
                 X[start : start + rows] = Xc
                 gap[start : start + rows] = gc / scale
         return X, gap
 
     def encode_tensor_pass(self, Y, A, alpha, **kwargs):
-        """:meth:`encode_tensor` on rows centered at the atoms' mean and scaled
+        """:meth:`encode_tensor` on rows centered at the atoms' center (see
+        :func:`atoms_center`) and scaled
         by a power of two (exact in floating point), as
         ``_dict_learning.encode_pass`` does for arrays, so that tensors and
         arrays give the same codes. Returns the codes only."""
@@ -793,7 +870,7 @@ class TorchBackend(Backend):
             Y = Y.detach()
             e_data = power_of_two_exponent(abs_max(A), abs_max(Y))
             A_c = _times_power_of_two(A, -e_data).to(Y.dtype)
-            shift = A_c.mean(dim=0)
+            shift = atoms_center(A_c, kwargs.get("algorithm", "unrolled"))
             A_c = A_c - shift
             e_centered = power_of_two_exponent(
                 abs_max(A_c), math.ldexp(abs_max(Y), -e_data) + abs_max(shift)
@@ -811,19 +888,6 @@ class TorchBackend(Backend):
         with torch.no_grad():
             X = unrolled_encode(self._to_tensor(G, device, Ct.dtype), Ct, 1.0 / L, n_layers)
         return self._to_numpy(X)
-
-    def _exact(self, G, C, scale, tol, max_iter, X0=None):
-        torch = import_torch()
-        device = self._compute_device()
-        if device.type == "mps":
-            device = torch.device("cpu")
-        with torch.no_grad():
-            Ct = self._to_tensor(C, device, torch.float64)
-            Gt = self._to_tensor(G, device, torch.float64)
-            tl = self._to_tensor(tol * np.asarray(scale, dtype=np.float64), device)
-            X0 = None if X0 is None else self._to_tensor(X0, device, torch.float64)
-            X, gap, _ = exact_encode(Gt, Ct, tl, int(max_iter), X0)
-        return self._to_numpy(X), self._to_numpy(gap)
 
     # -- other primitives ------------------------------------------------------
 
