@@ -26,10 +26,15 @@ def project_simplex(V):
     Returns
     -------
     X : ndarray of shape (n_rows, m)
-        Non-negative rows summing to one, same dtype as ``V``.
+        Non-negative rows summing to one, same dtype as ``V`` (float32 rows
+        are projected in float64 and rounded).
     """
     V = np.asarray(V)
+    dtype = V.dtype
     n, m = V.shape
+    # float32 rows are projected in float64 and rounded once at the end: the
+    # oracle of the float32 kernels is the float64 projection, rounded
+    V = V.astype(np.float64, copy=False)
     # the projection is shift-invariant; shifted by its largest entry, a row
     # keeps its top entries exact, so that the threshold's "− 1" and the sum
     # to one survive rounding however far the row lies from zero
@@ -41,4 +46,4 @@ def project_simplex(V):
     # the number of active coordinates: the last index where cond holds
     rho = m - np.argmax(cond[:, ::-1], axis=1)
     tau = cssv[np.arange(n), rho - 1] / rho.astype(V.dtype)
-    return np.maximum(V - tau[:, None], 0.0).astype(V.dtype, copy=False)
+    return np.maximum(V - tau[:, None], 0.0).astype(dtype, copy=False)

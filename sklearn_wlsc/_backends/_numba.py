@@ -187,13 +187,14 @@ def project_rows(V, out, zero, one, inf, start, stop):
     for i in range(start, stop):
         out[i, :] = V[i, :]
         v = out[i]
-        # the projection is shift-invariant: far from zero, project
-        # v − max(v), whose top entries are exact, so that the "− 1" of the
-        # threshold and the sum to one are not lost to rounding
-        anchor = _anchor(v.max(), zero, one)
-        if anchor != zero:
-            for j in range(v.shape[0]):
-                v[j] -= anchor
+        # the projection is shift-invariant: project v − max(v), whose top
+        # entries are exact and whose support entries lie in (−1, 0], so
+        # that neither the "− 1" of the threshold nor the sum to one is
+        # lost to rounding, far from zero or near it (a float32 row of 256
+        # entries 0.999, projected unshifted, summed to 1 − 8.5e-4)
+        anchor = v.max()
+        for j in range(v.shape[0]):
+            v[j] -= anchor
         project_from(v, inf, zero, one)
 
 
