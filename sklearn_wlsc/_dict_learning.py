@@ -142,6 +142,166 @@ def encode_pass(
         max_iter = 20 * m + 100
     if chunk_rows is None:
         chunk_rows = backend.pass_chunk_rows(d, m, algorithm)
+    result = _encode_rows(
+        Y,
+        A,
+        alpha,
+        backend,
+        split=True,
+        frame="all",
+        codes=None,
+        algorithm=algorithm,
+        n_layers=n_layers,
+        tol=tol,
+        max_iter=max_iter,
+        n_jobs=n_jobs,
+        keep_codes=keep_codes,
+        objective=objective,
+        statistics=statistics,
+        init_codes=init_codes,
+        chunk_rows=chunk_rows,
+    )
+    if warn and algorithm == "exact" and n:
+        n_bad = int(np.count_nonzero(result.gap > tol))
+        if n_bad:
+            warnings.warn(
+                f"The exact encoder stopped at its iteration cap before the "
+                f"duality gap fell below tol={tol:g} for {n_bad} of {n} samples "
+                f"(largest relative gap {result.gap.max():.3g}); increase "
+                "max_iter or tol.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+    return result
+
+
+# how far, in powers of two, a row may lie from the atoms (relative to their
+# spread) and still be encoded in the atoms' frame. Beyond, the squared atoms
+# of a frame scaled to the row underflow (float64 Gram entries below 2^-1022
+# past about 2^500; float32 ones below 2^-126 past about 2^60, and the exact
+# encoder scales float32 data in float32 before it works in float64)
+SCALE_WINDOW_FLOAT64 = 400
+SCALE_WINDOW_FLOAT32 = 40
+
+
+def _scale_window(dtype):
+    return SCALE_WINDOW_FLOAT64 if np.dtype(dtype) == np.float64 else SCALE_WINDOW_FLOAT32
+
+
+def _far_rows(Y, e_data, shift, spread, window, chunk_rows):
+    """The rows of ``Y`` farther than ``2**window`` times the atoms' spread
+    from their center (in the frame ``Y·2^-e_data − shift``), as a boolean
+    mask, or None when there are none."""
+    limit = math.ldexp(spread, window)
+    far = np.zeros(Y.shape[0], dtype=bool)
+    for start in range(0, Y.shape[0], chunk_rows):
+        Z = np.ldexp(Y[start : start + chunk_rows], -e_data)
+        Z -= shift
+        far[start : start + chunk_rows] = np.abs(Z).max(axis=1) > limit
+    return far if far.any() else None
+
+
+def _split_pass(Y, A, alpha, backend, far, *, init_codes, **params):
+    """Encode the rows near the atoms and the rows ``far`` from them in
+    passes of their own, and put the results together.
+
+    One frame for all would be set by the far rows, in which the atoms, and
+    the near rows' codes with them, lose their digits (a row of 1e200 among
+    unit rows used to change the others' codes). The far rows' exact codes
+    are vertices to within the precision of their own frame; the unrolled
+    encoder encodes them in the atoms' frame, where its step stays finite,
+    and their objective is taken in the frame of the far rows.
+    """
+    n = Y.shape[0]
+    m = A.shape[0]
+    parts = []
+    for rows in (np.flatnonzero(~far), np.flatnonzero(far)):
+        kw = dict(params, init_codes=None if init_codes is None else init_codes[rows])
+        Y_rows = Y[rows]
+        if rows.size and far[rows[0]] and params["algorithm"] != "exact":
+            codes = _encode_rows(
+                Y_rows,
+                A,
+                alpha,
+                backend,
+                split=False,
+                frame="atoms",
+                codes=None,
+                **dict(kw, keep_codes=True, objective=False, statistics=False),
+            ).codes
+            part = _encode_rows(
+                Y_rows, A, alpha, backend, split=False, frame="all", codes=codes, **kw
+            )
+            part.codes = codes if params["keep_codes"] else None
+        else:
+            part = _encode_rows(
+                Y_rows, A, alpha, backend, split=False, frame="all", codes=None, **kw
+            )
+        parts.append((rows, part))
+    result = EncodePass()
+    if params["keep_codes"]:
+        result.codes = np.empty((n, m), dtype=Y.dtype)
+    if params["algorithm"] == "exact":
+        result.gap = np.empty(n)
+    if params["objective"]:
+        result.objective = np.empty(n)
+    stats = []
+    for rows, part in parts:
+        if result.codes is not None:
+            result.codes[rows] = part.codes
+        if result.gap is not None:
+            result.gap[rows] = part.gap
+        if result.objective is not None:
+            result.objective[rows] = part.objective
+        if part.statistics is not None:
+            stats.append(part.statistics)
+    if params["statistics"]:
+        result.statistics = tuple(a + b for a, b in zip(*stats))
+    return result
+
+
+def _encode_rows(
+    Y,
+    A,
+    alpha,
+    backend,
+    *,
+    split,
+    frame,
+    codes,
+    algorithm,
+    n_layers,
+    tol,
+    max_iter,
+    n_jobs,
+    keep_codes,
+    objective,
+    statistics,
+    init_codes,
+    chunk_rows,
+):
+    """:func:`encode_pass` without its warning, on rows in one frame.
+
+    ``split`` sends rows far from the atoms to passes of their own
+    (:func:`_split_pass`); ``frame="all"`` scales the centered atoms and rows
+    together below one, ``"atoms"`` the atoms alone (see there); ``codes``,
+    when given, are used instead of encoding (for the objective and the
+    statistics of given codes).
+    """
+    params = dict(
+        algorithm=algorithm,
+        n_layers=n_layers,
+        tol=tol,
+        max_iter=max_iter,
+        n_jobs=n_jobs,
+        keep_codes=keep_codes,
+        objective=objective,
+        statistics=statistics,
+        init_codes=init_codes,
+        chunk_rows=chunk_rows,
+    )
+    n, d = Y.shape
+    m = A.shape[0]
     dtype = Y.dtype
     # The rows are centered at a center of the atoms (the median for the
     # exact encoder, the mean for the unrolled one) and scaled by a power of two,
@@ -156,9 +316,20 @@ def encode_pass(
     A_c = np.ldexp(A, -e_data).astype(dtype, copy=False)
     shift = atoms_center(A_c, algorithm)
     A_c -= shift
-    e_centered = _objective.power_of_two_exponent(
-        _abs_max(A_c), math.ldexp(_abs_max(Y), -e_data) + _abs_max(shift)
-    )
+    spread = _abs_max(A_c)
+    bound = math.ldexp(_abs_max(Y), -e_data) + _abs_max(shift)
+    if split and spread > 0.0 and bound > math.ldexp(spread, _scale_window(dtype)):
+        far = _far_rows(Y, e_data, shift, spread, _scale_window(dtype), chunk_rows)
+        if far is not None:
+            return _split_pass(Y, A, alpha, backend, far, **params)
+    e_centered = _objective.power_of_two_exponent(spread, bound)
+    if frame == "atoms":
+        # the atoms' own scale, the rows as large as they are (the unrolled
+        # encoder's rows far from the atoms: its step 1/L needs L, the
+        # atoms' squared scale, to stay a normal float)
+        e_atoms = _objective.power_of_two_exponent(spread)
+        if bound < math.ldexp(1.0, np.finfo(dtype).maxexp - 8 + e_atoms):
+            e_centered = e_atoms
     np.ldexp(A_c, -e_centered, out=A_c)
     np.ldexp(shift, -e_centered, out=shift)
     exponent = -(e_data + e_centered)
@@ -172,7 +343,7 @@ def encode_pass(
     result = EncodePass()
     if keep_codes:
         result.codes = np.empty((n, m), dtype=dtype)
-    if algorithm == "exact":
+    if algorithm == "exact" and codes is None:
         result.gap = np.empty(n)
     if objective:
         result.objective = np.empty(n)
@@ -198,17 +369,20 @@ def encode_pass(
                     # the exact encoder works in float64: hand it the copy
                     # made for the cross term rather than have it make another
                     Y_enc = Y64
-            X, gap = backend.encode(
-                Y_enc,
-                A_c,
-                alpha,
-                algorithm=algorithm,
-                n_layers=n_layers,
-                tol=tol,
-                max_iter=max_iter,
-                init_codes=None if init_codes is None else init_codes[start:stop],
-                cross=cross,
-            )
+            if codes is not None:
+                X, gap = codes[start:stop], None
+            else:
+                X, gap = backend.encode(
+                    Y_enc,
+                    A_c,
+                    alpha,
+                    algorithm=algorithm,
+                    n_layers=n_layers,
+                    tol=tol,
+                    max_iter=max_iter,
+                    init_codes=None if init_codes is None else init_codes[start:stop],
+                    cross=cross,
+                )
             X = X.astype(dtype, copy=False)
             if keep_codes:
                 result.codes[start:stop] = X
@@ -236,17 +410,6 @@ def encode_pass(
             np.ldexp(result.objective, -2 * exponent, out=result.objective)
     if statistics:
         result.statistics = (XtX, s, XtY)
-    if warn and algorithm == "exact" and n:
-        n_bad = int(np.count_nonzero(result.gap > tol))
-        if n_bad:
-            warnings.warn(
-                f"The exact encoder stopped at its iteration cap before the "
-                f"duality gap fell below tol={tol:g} for {n_bad} of {n} samples "
-                f"(largest relative gap {result.gap.max():.3g}); increase "
-                "max_iter or tol.",
-                ConvergenceWarning,
-                stacklevel=3,
-            )
     return result
 
 

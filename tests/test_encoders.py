@@ -487,3 +487,57 @@ def test_transform_after_fitting_an_outlier_is_exact(fast_backend, outlier):
     f_ref = _objective.sample_objective(Y[:300], A, X_ref, est.alpha)
     np.testing.assert_allclose(f, f_ref, rtol=1e-10)
     np.testing.assert_allclose(X, X_ref, atol=1e-7)
+
+
+@pytest.mark.parametrize(
+    "dtype,algorithm,big",
+    [
+        (np.float64, "exact", 1e200),
+        (np.float64, "exact", 1e300),
+        (np.float64, "unrolled", 1e160),
+        (np.float64, "unrolled", 1e300),
+        (np.float32, "exact", 1e30),
+        (np.float32, "unrolled", 1e20),
+        (np.float32, "unrolled", 1e36),
+    ],
+)
+def test_a_huge_row_leaves_the_other_rows_of_its_call_alone(fast_backend, dtype, algorithm, big):
+    # one frame for the whole call used to be set by its largest row: the
+    # atoms underflowed in it and the other rows got other vertices (exact)
+    # or rows of zeros (unrolled); the huge row itself got zeros (unrolled)
+    rng = np.random.default_rng(7)
+    A = rng.standard_normal((6, 4)).astype(dtype)
+    Y = rng.standard_normal((30, 4)).astype(dtype)
+    u = rng.standard_normal(4)
+    Y_big = np.vstack([Y, (big * u / np.abs(u).max()).astype(dtype)[None]])
+    kw = dict(alpha=0.5, algorithm=algorithm, backend=fast_backend)
+    X = sparse_encode(Y_big, A, **kw)
+    np.testing.assert_array_equal(X[:-1], sparse_encode(Y, A, **kw))
+    # far along u, the code is the vertex of the atom farthest along u
+    expected = np.zeros(6, dtype=dtype)
+    expected[np.argmax(A.astype(np.float64) @ u)] = 1.0
+    np.testing.assert_array_equal(X[-1], expected)
+    np.testing.assert_array_equal(sparse_encode(Y_big[-1:], A, **kw)[0], expected)
+
+
+def test_a_pass_with_far_rows_keeps_objective_and_statistics():
+    # the pass puts the near and the far rows' objectives and statistics
+    # back together as one pass over both would compute them
+    from sklearn_wlsc._backends import get_backend
+    from sklearn_wlsc._dict_learning import encode_pass
+
+    rng = np.random.default_rng(8)
+    A = rng.standard_normal((5, 3))
+    Y = np.vstack([rng.standard_normal((12, 3)), [[1e140, 0.0, 0.0]], rng.standard_normal((5, 3))])
+    backend = get_backend("numba")
+    for algorithm in ["exact", "unrolled"]:
+        res = encode_pass(Y, A, 0.3, backend, algorithm=algorithm, objective=True, statistics=True)
+        near = np.arange(18) != 12
+        ref = encode_pass(Y[near], A, 0.3, backend, algorithm=algorithm, objective=True)
+        np.testing.assert_array_equal(res.codes[near], ref.codes)
+        np.testing.assert_allclose(res.objective[near], ref.objective, rtol=1e-12)
+        f_far = _objective.sample_objective(Y[12:13], A, res.codes[12:13], 0.3)
+        np.testing.assert_allclose(res.objective[12], f_far[0], rtol=1e-12)
+        stats = _objective.dictionary_statistics(res.codes, Y)
+        for got, want in zip(res.statistics, stats):
+            np.testing.assert_allclose(got, want, rtol=1e-12)

@@ -614,3 +614,28 @@ def test_exact_encoder_counts_steps_as_numba_does(max_iter, seed):
             got = sparse_encode(Y, A, alpha=alpha, max_iter=max_iter, backend="torch")
             want = sparse_encode(Y, A, alpha=alpha, max_iter=max_iter, backend="numba")
             np.testing.assert_allclose(got, want, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize(
+    "dtype,algorithm,big",
+    [
+        (np.float64, "exact", 1e200),
+        (np.float64, "unrolled", 1e160),
+        (np.float32, "exact", 1e30),
+        (np.float32, "unrolled", 1e20),
+    ],
+)
+def test_tensor_pass_encodes_huge_rows_on_their_own(dtype, algorithm, big):
+    # tensors take the arrays' route: a huge row is encoded in a pass of its
+    # own, and the other rows keep their codes
+    from sklearn_wlsc import sparse_encode
+
+    rng = np.random.default_rng(9)
+    A = rng.standard_normal((6, 4)).astype(dtype)
+    Y = np.vstack([rng.standard_normal((20, 4)), np.full((1, 4), big)]).astype(dtype)
+    kw = dict(alpha=0.5, algorithm=algorithm)
+    X_t = tb.TorchBackend().encode_tensor_pass(torch.from_numpy(Y), A, 0.5, algorithm=algorithm)
+    X_np = sparse_encode(Y, A, backend="torch", **kw)
+    np.testing.assert_allclose(X_t.numpy(), X_np, atol=1e-6 if dtype == np.float32 else 1e-12)
+    np.testing.assert_allclose(X_t.numpy()[:-1], sparse_encode(Y[:-1], A, **kw), atol=1e-5)
+    assert X_t.numpy()[-1].max() == 1.0

@@ -849,12 +849,13 @@ class TorchBackend(Backend):
                 gap[start : start + rows] = gc / scale
         return X, gap
 
-    def encode_tensor_pass(self, Y, A, alpha, **kwargs):
+    def encode_tensor_pass(self, Y, A, alpha, *, _frame="all", **kwargs):
         """:meth:`encode_tensor` on rows centered at the atoms' center (see
-        :func:`atoms_center`) and scaled
-        by a power of two (exact in floating point), as
+        :func:`atoms_center`) and scaled by a power of two (exact in floating
+        point), rows far from the atoms in a pass of their own, as
         ``_dict_learning.encode_pass`` does for arrays, so that tensors and
         arrays give the same codes. Returns the codes only."""
+        from .._dict_learning import _scale_window
         from .._objective import power_of_two_exponent
 
         torch = import_torch()
@@ -862,6 +863,7 @@ class TorchBackend(Backend):
         def abs_max(t):
             return float(t.abs().max()) if t.numel() else 0.0
 
+        algorithm = kwargs.get("algorithm", "unrolled")
         with torch.no_grad():
             # the atoms are scaled in their own precision, then cast: a
             # float64 dictionary can lie beyond the float32 range of float32
@@ -870,15 +872,45 @@ class TorchBackend(Backend):
             Y = Y.detach()
             e_data = power_of_two_exponent(abs_max(A), abs_max(Y))
             A_c = _times_power_of_two(A, -e_data).to(Y.dtype)
-            shift = atoms_center(A_c, kwargs.get("algorithm", "unrolled"))
+            shift = atoms_center(A_c, algorithm)
             A_c = A_c - shift
-            e_centered = power_of_two_exponent(
-                abs_max(A_c), math.ldexp(abs_max(Y), -e_data) + abs_max(shift)
-            )
+            spread = abs_max(A_c)
+            bound = math.ldexp(abs_max(Y), -e_data) + abs_max(shift)
+            window = _scale_window(_numpy_dtype(Y.dtype))
+            if _frame == "all" and spread > 0.0 and bound > math.ldexp(spread, window):
+                Z = _times_power_of_two(Y, -e_data) - shift
+                far = Z.abs().amax(dim=1) > math.ldexp(spread, window)
+                if bool(far.any()):
+                    return self._split_tensor_pass(Y, A, alpha, far, kwargs)
+            e_centered = power_of_two_exponent(spread, bound)
+            if _frame == "atoms":
+                e_atoms = power_of_two_exponent(spread)
+                if bound < math.ldexp(1.0, np.finfo(_numpy_dtype(Y.dtype)).maxexp - 8 + e_atoms):
+                    e_centered = e_atoms
             A_c = _times_power_of_two(A_c, -e_centered)
             shift = _times_power_of_two(shift, -e_centered)
             Y_c = _times_power_of_two(Y, -(e_data + e_centered)) - shift
         X, _ = self.encode_tensor(Y_c, A_c, alpha, **kwargs)
+        return X
+
+    def _split_tensor_pass(self, Y, A, alpha, far, kwargs):
+        """The rows near the atoms and those ``far`` from them in passes of
+        their own (see ``_dict_learning._split_pass``)."""
+        torch = import_torch()
+        X = torch.empty((Y.shape[0], A.shape[0]), dtype=Y.dtype, device=Y.device)
+        init = kwargs.pop("init_codes", None)
+        unrolled = kwargs.get("algorithm", "unrolled") == "unrolled"
+        for rows, frame in ((~far, "near"), (far, "atoms" if unrolled else "far")):
+            idx = torch.nonzero(rows).flatten()
+            if not idx.numel():
+                continue
+            if init is None:
+                sub = kwargs
+            elif isinstance(init, torch.Tensor):
+                sub = dict(kwargs, init_codes=init[idx.to(init.device)])
+            else:
+                sub = dict(kwargs, init_codes=np.asarray(init)[idx.cpu().numpy()])
+            X[idx] = self.encode_tensor_pass(Y[idx], A, alpha, _frame=frame, **sub)
         return X
 
     def _unrolled(self, G, C, L, n_layers):
