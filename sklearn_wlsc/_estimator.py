@@ -153,7 +153,7 @@ def sparse_encode(
         Number of steps of the unrolled encoder.
     tol : float, default=1e-10
         Exact encoder: stop when the Frank–Wolfe duality gap, which bounds
-        ``f(x) − f*``, less the rounding its own computation can hold, is at
+        ``f(x) − f*``, less an allowance for rounding, is at
         most ``tol`` times the objective at the nearest vertex,
         ``(½ + α) min_j ‖y − a_j‖²``.
     max_iter : int, default=None

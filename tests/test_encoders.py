@@ -541,3 +541,27 @@ def test_a_pass_with_far_rows_keeps_objective_and_statistics():
         stats = _objective.dictionary_statistics(res.codes, Y)
         for got, want in zip(res.statistics, stats):
             np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+@pytest.mark.parametrize("seed", [100, 101])
+def test_ill_conditioned_supports_do_not_warn_falsely(fast_backend, seed):
+    # steps along directions summing to zero drifted off Σx = 1 on
+    # ill-conditioned supports (two atoms 1e5 away, the samples around
+    # them), and the drift grew into the gap: optimal codes were reported as
+    # stopped at the iteration cap
+    rng = np.random.default_rng(seed)
+    u = np.eye(4)[0]
+    A = np.vstack([rng.standard_normal((6, 4)), 1e5 * u + rng.standard_normal((2, 4))])
+    Y = 1e5 * u + rng.standard_normal((200, 4))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        X = sparse_encode(Y, A, alpha=0.5, backend=fast_backend)
+    np.testing.assert_allclose(X.sum(axis=1), 1.0, atol=1e-12)
+    # near-duplicate atoms and samples on the segment between them
+    A = rng.standard_normal((8, 4))
+    A[7] = A[6] + 1e-5 * rng.standard_normal(4)
+    t = rng.random((200, 1))
+    Y = t * A[6] + (1 - t) * A[7] + 1e-6 * rng.standard_normal((200, 4))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        sparse_encode(Y, A, alpha=0.5, backend=fast_backend)

@@ -619,6 +619,15 @@ def active_set_row(
                 factored = 0
                 _gradient(G, c, x, sup, ns, g)
                 break
+            # back onto the simplex: steps along directions summing to zero
+            # keep Σx = 1 only to rounding, and on ill-conditioned supports
+            # the drift grew step by step into the gap (false iteration-cap
+            # warnings on codes that were optimal)
+            total = 0.0
+            for a in range(ns):
+                total += x[sup[a]]
+            for a in range(ns):
+                x[sup[a]] /= total
             _gradient(G, c, x, sup, ns, g)
             if blocking < 0:
                 break
