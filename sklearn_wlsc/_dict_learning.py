@@ -261,6 +261,102 @@ def _split_pass(Y, A, alpha, backend, far, *, init_codes, **params):
     return result
 
 
+def refine_in_local_frames(Y, A, alpha, backend, X, gap, cross, tol, max_iter):
+    """Encode again, each in a frame centered at its nearest atom, the rows
+    whose exact codes the pass's frame cannot certify to ``tol``.
+
+    In the pass's frame (centered at the atoms' median) a code is resolved
+    to about ``GAP_NOISE`` times the squared distances of its sample and
+    atoms from the center (``_objective.gap_noise``). A sample whose own
+    objective is below that, because it lies near atoms far from the
+    center (a group of atoms far from the bulk, with its samples) or
+    nearly on an atom (nearly equal atoms), is certified only to that
+    absolute level. Translated to its nearest atom, its distances are its
+    own and the atoms it uses are near the origin: the rows are encoded
+    again there, nearest atom by nearest atom, warm-started from their
+    codes, with the support systems shifted by the squared distance to the
+    nearest other atom (a shift of the bulk's scale would swamp them), and
+    each keeps the better of its two codes.
+    Ordinary data has no such rows and pays one ``n × m`` pass.
+
+    Parameters
+    ----------
+    Y : ndarray of shape (n_samples, n_features)
+        Samples in the pass's frame.
+    A : ndarray of shape (n_components, n_features)
+        Atoms in the pass's frame, float64.
+    alpha : float
+    backend : Backend
+    X : ndarray of shape (n_samples, n_components)
+        Codes from the pass's frame.
+    gap : ndarray of shape (n_samples,)
+        Their relative certified gaps.
+    cross : ndarray of shape (n_samples, n_components) or None
+        ``Y Aᵀ`` in float64 when the caller has it.
+    tol : float
+    max_iter : int
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, n_components), float64
+    gap : ndarray of shape (n_samples,)
+    """
+    n, m = X.shape
+    if not n or m < 2:
+        return X, gap
+    Y = np.asarray(Y, dtype=np.float64)
+    sq = np.einsum("ij,ij->i", A, A)
+    D = Y @ A.T if cross is None else cross.copy()
+    y_sq = np.einsum("ij,ij->i", Y, Y)
+    D *= -2.0
+    D += y_sq[:, None]
+    D += sq
+    nearest = D.argmin(axis=1)
+    d_min = np.maximum(D[np.arange(n), nearest], 0.0)
+    r_a = np.sqrt(sq[nearest])
+    # the allowance of a code on the nearest atom, in this frame
+    resolution = _objective.GAP_NOISE * (
+        (1.0 + 2.0 * alpha) * (np.sqrt(y_sq) + r_a) * 2.0 * r_a
+        + 2.0 * alpha * r_a * r_a
+        + _objective.robust_shift(sq)
+    )
+    rows = np.flatnonzero(resolution > tol * (0.5 + alpha) * d_min)
+    if not rows.size:
+        return X, gap
+    X = X.astype(np.float64)  # a copy: the backend's array is not modified
+    gap = gap.copy()
+    for j in np.unique(nearest[rows]):
+        group = rows[nearest[rows] == j]
+        A_j = A - A[j]
+        Y_j = Y[group] - A[j]
+        # the local scale: the squared distance from a_j to the nearest
+        # other atom (a shift of the bulk's scale would swamp the Gram
+        # entries of the atoms near a_j)
+        sq_j = np.einsum("ij,ij->i", A_j, A_j)
+        positive = sq_j[sq_j > 0.0]
+        shift = float(positive.min()) if positive.size else None
+        X_j, gap_j = backend.encode(
+            Y_j,
+            A_j,
+            alpha,
+            algorithm="exact",
+            n_layers=1,
+            tol=tol,
+            max_iter=max_iter,
+            init_codes=X[group],
+            shift=shift,
+        )
+        X_j = np.asarray(X_j, dtype=np.float64)
+        f_new = _objective.sample_objective(Y_j, A_j, X_j, alpha)
+        f_old = _objective.sample_objective(Y_j, A_j, X[group], alpha)
+        # the local code unless it is worse and not certified (its frame
+        # resolves the objective; rounding may tie two optimal codes)
+        better = (f_new <= f_old) | (gap_j <= tol)
+        X[group[better]] = X_j[better]
+        gap[group[better]] = gap_j[better]
+    return X, gap
+
+
 def _encode_rows(
     Y,
     A,
@@ -384,6 +480,10 @@ def _encode_rows(
                     init_codes=None if init_codes is None else init_codes[start:stop],
                     cross=cross,
                 )
+                if algorithm == "exact":
+                    X, gap = refine_in_local_frames(
+                        Y_enc, A64, alpha, backend, X, gap, cross, tol, max_iter
+                    )
             X = X.astype(dtype, copy=False)
             if keep_codes:
                 result.codes[start:stop] = X

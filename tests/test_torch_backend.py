@@ -639,3 +639,18 @@ def test_tensor_pass_encodes_huge_rows_on_their_own(dtype, algorithm, big):
     np.testing.assert_allclose(X_t.numpy(), X_np, atol=1e-6 if dtype == np.float32 else 1e-12)
     np.testing.assert_allclose(X_t.numpy()[:-1], sparse_encode(Y[:-1], A, **kw), atol=1e-5)
     assert X_t.numpy()[-1].max() == 1.0
+
+
+def test_tensor_pass_encodes_far_groups_in_local_frames():
+    # a group of six atoms 1e8 away holds the atoms' median: the unit
+    # samples are encoded again around their nearest atom, as for arrays
+    from sklearn_wlsc import sparse_encode
+
+    rng = np.random.default_rng(1)
+    B = rng.standard_normal((5, 4))
+    Y = rng.standard_normal((25, 4))
+    u = rng.standard_normal(4)
+    A = np.vstack([1e8 * u / np.linalg.norm(u) + rng.standard_normal((6, 4)), B])
+    X_t = tb.TorchBackend().encode_tensor_pass(torch.from_numpy(Y), A, 0.5, algorithm="exact")
+    X_ref = np.hstack([np.zeros((25, 6)), sparse_encode(Y, B, alpha=0.5, backend="numpy")])
+    np.testing.assert_allclose(X_t.numpy(), X_ref, atol=1e-7)

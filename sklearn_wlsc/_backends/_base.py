@@ -27,7 +27,18 @@ class Backend(abc.ABC):
     name = None
 
     def encode(
-        self, Y, A, alpha, *, algorithm, n_layers, tol, max_iter, init_codes=None, cross=None
+        self,
+        Y,
+        A,
+        alpha,
+        *,
+        algorithm,
+        n_layers,
+        tol,
+        max_iter,
+        init_codes=None,
+        cross=None,
+        shift=None,
     ):
         """Encode the rows of ``Y`` on the simplex for the dictionary ``A``.
 
@@ -51,6 +62,10 @@ class Backend(abc.ABC):
             pass computes it once for the encoder's terms, the gap scale and
             the objective. Used by the exact encoder, and by the unrolled
             one when ``Y`` is float64.
+        shift : float, default=None
+            Shift ``s`` of the exact encoder's support systems
+            ``G[S, S] + s·11ᵀ``; None takes
+            :func:`sklearn_wlsc._objective.robust_shift` of the atoms.
 
         Returns
         -------
@@ -71,10 +86,12 @@ class Backend(abc.ABC):
         A64 = np.asarray(A, dtype=np.float64)
         if cross is None:
             cross = Y64 @ A64.T
-        X, gap = self._exact_from_cross(Y64, A64, alpha, cross, tol, max_iter, init_codes)
+        X, gap = self._exact_from_cross(
+            Y64, A64, alpha, cross, tol, max_iter, init_codes, shift=shift
+        )
         return X.astype(Y.dtype, copy=False), gap
 
-    def _exact_from_cross(self, Y, A, alpha, cross, tol, max_iter, X0=None):
+    def _exact_from_cross(self, Y, A, alpha, cross, tol, max_iter, X0=None, shift=None):
         """Exact codes and relative gaps from float64 ``Y``, ``A`` and
         ``cross = Y Aᵀ``: builds the encoder's terms and the gap scale (see
         :mod:`sklearn_wlsc._objective`) and calls :meth:`_exact`. A backend
@@ -82,14 +99,16 @@ class Backend(abc.ABC):
         G, C = _objective.encoder_terms(Y, A, alpha, cross)
         scale = _objective.gap_scale(Y, A, alpha, cross)
         y_norms = np.sqrt(np.einsum("ij,ij->i", Y, Y))
-        X, gap = self._exact(G, C, scale, tol, max_iter, X0, y_norms=y_norms, alpha=alpha)
+        X, gap = self._exact(
+            G, C, scale, tol, max_iter, X0, y_norms=y_norms, alpha=alpha, shift=shift
+        )
         return X, gap / scale
 
     @abc.abstractmethod
     def _unrolled(self, G, C, L, n_layers):
         """``n_layers`` accelerated projected-gradient steps from zero."""
 
-    def _exact(self, G, C, scale, tol, max_iter, X0=None, *, y_norms, alpha):
+    def _exact(self, G, C, scale, tol, max_iter, X0=None, *, y_norms, alpha, shift=None):
         """Codes whose certified duality gap (the gap less its rounding
         allowance, :func:`sklearn_wlsc._objective.certified_gap`, which
         needs the samples' norms ``y_norms`` and ``alpha``) is at most

@@ -738,7 +738,7 @@ class NumbaBackend(Backend):
             X[far] = X_far
         return X
 
-    def _exact_from_cross(self, Y, A, alpha, cross, tol, max_iter, X0=None):
+    def _exact_from_cross(self, Y, A, alpha, cross, tol, max_iter, X0=None, shift=None):
         n, m = cross.shape
         G = A @ A.T
         X = np.empty((n, m))
@@ -755,7 +755,7 @@ class NumbaBackend(Backend):
             np.ascontiguousarray(cross),
             np.einsum("ij,ij->i", Y, Y),
             float(alpha),
-            _objective.robust_shift(np.diagonal(G)),
+            _objective.robust_shift(np.diagonal(G)) if shift is None else float(shift),
             X0,
             float(tol),
             int(max_iter),

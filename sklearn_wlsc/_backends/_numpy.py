@@ -35,7 +35,7 @@ def unrolled_encode(G, C, L, n_layers):
     return X
 
 
-def exact_encode(G, C, scale, tol, max_iter, X0=None, *, y_norms, alpha):
+def exact_encode(G, C, scale, tol, max_iter, X0=None, *, y_norms, alpha, shift=None):
     """Reference exact encoder: FISTA with adaptive restart, run per row until
     the certified duality gap (:func:`sklearn_wlsc._objective.certified_gap`,
     from the samples' norms ``y_norms``) is at most ``tol * scale``, from
@@ -45,7 +45,8 @@ def exact_encode(G, C, scale, tol, max_iter, X0=None, *, y_norms, alpha):
     """
     n, m = C.shape
     atom_norms = np.sqrt(np.maximum(np.diagonal(G), 0.0))
-    shift = _objective.robust_shift(atom_norms * atom_norms)
+    if shift is None:
+        shift = _objective.robust_shift(atom_norms * atom_norms)
 
     def gaps(X, C, rows):
         grad = _objective.gradient(X, G, C)
@@ -84,10 +85,18 @@ class NumpyBackend(Backend):
     def _unrolled(self, G, C, L, n_layers):
         return unrolled_encode(G, C, L, n_layers)
 
-    def _exact(self, G, C, scale, tol, max_iter, X0=None, *, y_norms, alpha):
+    def _exact(self, G, C, scale, tol, max_iter, X0=None, *, y_norms, alpha, shift=None):
         # first-order methods need many more steps than an active set
         return exact_encode(
-            G, C, scale, tol, max(max_iter, 100_000), X0, y_norms=y_norms, alpha=alpha
+            G,
+            C,
+            scale,
+            tol,
+            max(max_iter, 100_000),
+            X0,
+            y_norms=y_norms,
+            alpha=alpha,
+            shift=shift,
         )
 
     def project_simplex(self, V):

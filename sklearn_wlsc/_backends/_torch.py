@@ -564,6 +564,7 @@ def exact_encode(
     *,
     y_norms,
     alpha,
+    shift=None,
     warm_steps=0,
     fista_steps=20,
     polish_steps=None,
@@ -595,6 +596,9 @@ def exact_encode(
     y_norms : Tensor of shape (n,)
         The samples' norms ``‖y_i‖`` (for the rounding allowance).
     alpha : float
+    shift : float or None
+        Shift of the support systems (None:
+        :func:`sklearn_wlsc._objective.robust_shift` of the atoms).
 
     Returns
     -------
@@ -612,7 +616,9 @@ def exact_encode(
     L = float(torch.linalg.eigvalsh(Gc.cpu() if Gc.device.type == "mps" else Gc)[-1])
     L = L if L > 0 else 1.0
     inv_L = 1.0 / L
-    shift = robust_shift(G.diagonal().cpu().numpy())
+    if shift is None:
+        shift = robust_shift(G.diagonal().cpu().numpy())
+    shift = float(shift)
     eps = 1e-12 * 2.0 * shift
     noise = _GapNoise(y_norms, G.diagonal().clamp(min=0.0).sqrt(), alpha, shift)
     # the best vertex, as the numba kernel starts, or the warm start
@@ -744,7 +750,18 @@ class TorchBackend(Backend):
     # -- encoders ------------------------------------------------------------
 
     def encode(
-        self, Y, A, alpha, *, algorithm, n_layers, tol, max_iter, init_codes=None, cross=None
+        self,
+        Y,
+        A,
+        alpha,
+        *,
+        algorithm,
+        n_layers,
+        tol,
+        max_iter,
+        init_codes=None,
+        cross=None,
+        shift=None,
     ):
         """Encode numpy rows on :attr:`device`; numpy codes in ``Y``'s dtype.
 
@@ -765,6 +782,7 @@ class TorchBackend(Backend):
             tol=tol,
             max_iter=max_iter,
             init_codes=X0,
+            shift=shift,
         )
         return self._to_numpy(X), None if gap is None else self._to_numpy(gap)
 
@@ -779,6 +797,7 @@ class TorchBackend(Backend):
         tol=1e-10,
         max_iter=None,
         init_codes=None,
+        shift=None,
     ):
         """Encode the rows of a tensor ``Y`` on the simplex for the atoms ``A``.
 
@@ -798,6 +817,9 @@ class TorchBackend(Backend):
         init_codes : Tensor or ndarray of shape (n_samples, n_components), \
                 default=None
             Warm start of the exact encoder (rows of zeros start cold).
+        shift : float, default=None
+            Shift of the exact encoder's support systems (None: from the
+            atoms, :func:`sklearn_wlsc._objective.robust_shift`).
 
         Returns
         -------
@@ -843,7 +865,14 @@ class TorchBackend(Backend):
                 X0 = None if init_codes is None else init_codes[start : start + rows]
                 y_norms = Y64.square().sum(dim=1).sqrt()
                 Xc, gc, _ = exact_encode(
-                    G64, C, tol * scale, int(max_iter), X0, y_norms=y_norms, alpha=alpha
+                    G64,
+                    C,
+                    tol * scale,
+                    int(max_iter),
+                    X0,
+                    y_norms=y_norms,
+                    alpha=alpha,
+                    shift=shift,
                 )
                 X[start : start + rows] = Xc
                 gap[start : start + rows] = gc / scale
@@ -890,7 +919,65 @@ class TorchBackend(Backend):
             A_c = _times_power_of_two(A_c, -e_centered)
             shift = _times_power_of_two(shift, -e_centered)
             Y_c = _times_power_of_two(Y, -(e_data + e_centered)) - shift
-        X, _ = self.encode_tensor(Y_c, A_c, alpha, **kwargs)
+        X, gap = self.encode_tensor(Y_c, A_c, alpha, **kwargs)
+        if algorithm == "exact":
+            X = self._refine_in_local_frames(Y_c, A_c, alpha, X, kwargs)
+        return X
+
+    def _refine_in_local_frames(self, Y, A, alpha, X, kwargs):
+        """The tensor version of ``_dict_learning.refine_in_local_frames``:
+        the rows whose codes the frame cannot certify to ``tol`` are
+        encoded again around their nearest atom; returns the codes."""
+        from .. import _objective
+
+        torch = import_torch()
+        tol = float(kwargs.get("tol", 1e-10))
+        n, m = X.shape
+        if not n or m < 2:
+            return X
+        with torch.no_grad():
+            device = torch.device("cpu") if Y.device.type == "mps" else Y.device
+            Y64 = Y.to(device, torch.float64)
+            A64 = A.to(device, torch.float64)
+            sq = (A64 * A64).sum(dim=1)
+            y_sq = (Y64 * Y64).sum(dim=1)
+            D = y_sq[:, None] + sq - 2.0 * (Y64 @ A64.T)
+            d_min, nearest = D.min(dim=1)
+            r_a = sq[nearest].sqrt()
+            resolution = _objective.GAP_NOISE * (
+                (1.0 + 2.0 * alpha) * (y_sq.sqrt() + r_a) * 2.0 * r_a
+                + 2.0 * alpha * r_a * r_a
+                + robust_shift(sq.cpu().numpy())
+            )
+            rows = torch.nonzero(resolution > tol * (0.5 + alpha) * d_min.clamp(min=0.0))
+            rows = rows.flatten()
+            if not rows.numel():
+                return X
+            X = X.clone()
+            X64 = X.to(device, torch.float64)
+            for j in torch.unique(nearest[rows]).tolist():
+                group = rows[nearest[rows] == j]
+                A_j = A64 - A64[j]
+                Y_j = Y64[group] - A64[j]
+                sq_j = (A_j * A_j).sum(dim=1)
+                positive = sq_j[sq_j > 0.0]
+                shift = float(positive.min()) if positive.numel() else None
+                X_j, gap_j = self.encode_tensor(
+                    Y_j,
+                    A_j,
+                    alpha,
+                    algorithm="exact",
+                    tol=tol,
+                    max_iter=kwargs.get("max_iter"),
+                    init_codes=X64[group],
+                    shift=shift,
+                )
+                X_j = X_j.to(device, torch.float64)
+                f_new = sample_objective(Y_j, A_j, X_j, alpha)
+                f_old = sample_objective(Y_j, A_j, X64[group], alpha)
+                better = (f_new <= f_old) | (gap_j.to(device) <= tol)
+                keep = group[better].to(X.device)
+                X[keep] = X_j[better].to(X.device, X.dtype)
         return X
 
     def _split_tensor_pass(self, Y, A, alpha, far, kwargs):
