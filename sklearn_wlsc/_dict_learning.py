@@ -261,23 +261,115 @@ def _split_pass(Y, A, alpha, backend, far, *, init_codes, **params):
     return result
 
 
-def refine_in_local_frames(Y, A, alpha, backend, X, gap, cross, tol, max_iter):
+# the rounding a frame puts into a code's gap, relative to the magnitude of
+# its terms, as the refinement estimates it (one unit in the last place; the
+# stopping rule's allowance, GAP_NOISE, is a generous bound of it)
+FRAME_ROUNDING = 2.0**-52
+
+
+def _local_certified_gap(Y, A, sq, X, alpha):
+    """Relative certified gaps of codes ``X`` of samples ``Y`` whose nearest
+    atom is at the origin, with atoms ``A`` (squared norms ``sq``), from the
+    residual.
+
+    ``∇f_k = (xA − y)·a_k + α‖y − a_k‖²``, with the residual ``xA − y``
+    formed explicitly (over the atoms the codes use), so that its rounding
+    follows the residual and the sample's own distances rather than those
+    of the pass's frame: ``∇f = (r − 2αy) Aᵀ + α(‖y‖² + ‖a_k‖²)`` in one
+    product. The gap is taken less ``GAP_NOISE`` times the magnitude of its
+    terms and divided by ``(½ + α) ‖y‖²``, the objective at the nearest
+    vertex (floored at the smallest normal float), as the encoders do."""
+    X = X / X.sum(axis=1, keepdims=True)
+    used = (X > 0).any(axis=0)
+    R = X[:, used] @ A[used] - Y
+    y_sq = np.einsum("ij,ij->i", Y, Y)
+    grad = (R - 2.0 * alpha * Y) @ A.T if alpha else R @ A.T
+    if alpha:
+        grad += alpha * (y_sq[:, None] + sq)
+    k = grad.argmin(axis=1)
+    rows = np.arange(X.shape[0])
+    gap = np.einsum("ij,ij->i", X, grad) - grad[rows, k]
+    # magnitudes of the terms: |r|·|a_k| and α(|y|² + |a_k|²) (which bounds
+    # 2α|y·a_k| too), per atom
+    M = np.sqrt(np.einsum("ij,ij->i", R, R))[:, None] * np.sqrt(sq)
+    if alpha:
+        M += 2.0 * alpha * (y_sq[:, None] + sq)
+    noise = _objective.GAP_NOISE * (np.einsum("ij,ij->i", X, M) + M[rows, k])
+    scale = np.maximum((0.5 + alpha) * y_sq, np.finfo(np.float64).tiny)
+    return np.maximum(gap - noise, 0.0) / scale
+
+
+def _local_shifts(sq, X):
+    """Shifts of the support systems to try, in order, in a frame centered
+    at an atom (``sq``: the atoms' squared norms there; ``X``: the codes),
+    smallest first: the smallest positive squared norm, the smallest and
+    the median of those of the atoms the codes use (a shift of the bulk's
+    scale would swamp the Gram entries of the atoms near the center); None
+    (the atoms' own) when every atom is at the center."""
+    used = sq[(X > 0).any(axis=0)]
+    used = used[used > 0.0]
+    positive = sq[sq > 0.0]
+    shifts = {
+        float(v)
+        for v in (
+            np.median(used) if used.size else None,
+            used.min() if used.size else None,
+            positive.min() if positive.size else None,
+        )
+        if v is not None
+    }
+    # smallest first: a shift is part of the rounding allowance, so a large
+    # one certifies loosely; a small one that leaves the systems too
+    # ill-conditioned to certify hands the rows on to the next
+    return sorted(shifts) or [None]
+
+
+def _no_worse(Y, A, X_new, X_old, alpha):
+    """Whether each row's ``X_new`` has an objective at most ``X_old``'s
+    (in the frame of ``Y`` and ``A``, distances in residual form); rows with
+    equal codes are. Only the atoms either code uses enter the products."""
+    out = (X_new == X_old).all(axis=1)
+    rows = np.flatnonzero(~out)
+    if not rows.size:
+        return out
+    used = ((X_new[rows] > 0) | (X_old[rows] > 0)).any(axis=0)
+    A_u = A[used]
+    Y_r = Y[rows]
+    D = ((Y_r[:, None, :] - A_u[None, :, :]) ** 2).sum(axis=2) if alpha else None
+    f = []
+    for X in (X_new[rows][:, used], X_old[rows][:, used]):
+        R = Y_r - X @ A_u
+        value = 0.5 * np.einsum("ij,ij->i", R, R)
+        if alpha:
+            value += alpha * np.einsum("ij,ij->i", X, D)
+        f.append(value)
+    out[rows] = f[0] <= f[1]
+    return out
+
+
+def refine_in_local_frames(
+    Y, A, alpha, backend, X, gap, cross, tol, max_iter, Y_data, A_data, e_data
+):
     """Encode again, each in a frame centered at its nearest atom, the rows
-    whose exact codes the pass's frame cannot certify to ``tol``.
+    whose exact codes the pass's frame cannot resolve to ``tol``.
 
     In the pass's frame (centered at the atoms' median) a code is resolved
-    to about ``GAP_NOISE`` times the squared distances of its sample and
-    atoms from the center (``_objective.gap_noise``). A sample whose own
-    objective is below that, because it lies near atoms far from the
-    center (a group of atoms far from the bulk, with its samples) or
-    nearly on an atom (nearly equal atoms), is certified only to that
-    absolute level. Translated to its nearest atom, its distances are its
-    own and the atoms it uses are near the origin: the rows are encoded
-    again there, nearest atom by nearest atom, warm-started from their
-    codes, with the support systems shifted by the squared distance to the
-    nearest other atom (a shift of the bulk's scale would swamp them), and
-    each keeps the better of its two codes.
-    Ordinary data has no such rows and pays one ``n × m`` pass.
+    to about one unit in the last place of the squared distances of its
+    sample and atoms from the center. A sample whose own objective is below
+    that, because it lies near atoms far from the center (a group of atoms
+    far from the bulk, with its samples) or nearly on an atom (nearly equal
+    atoms), is resolved only to that absolute level. Translated to its
+    nearest atom, its distances are its own and the atoms it uses are near
+    the origin: there, nearest atom by nearest atom, the rows' codes are
+    first certified from their residual (:func:`_local_certified_gap`),
+    and the rows that are not are encoded again, warm-started from their
+    codes, with the support systems shifted by the local scale of the atoms
+    they use (:func:`_local_shifts`). The frame is built from the data
+    itself, scaled by ``2**-e_data`` (exact), not from the centered rows,
+    whose rounding could not be undone. A row takes its new code when that
+    is certified or no worse, with the smaller of the two certified gaps
+    (a code no worse than a certified one is certified as well). Samples
+    equal to their nearest atom are optimal at its vertex and are skipped.
 
     Parameters
     ----------
@@ -295,6 +387,12 @@ def refine_in_local_frames(Y, A, alpha, backend, X, gap, cross, tol, max_iter):
         ``Y Aᵀ`` in float64 when the caller has it.
     tol : float
     max_iter : int
+    Y_data : ndarray of shape (n_samples, n_features)
+        The same samples as given to the pass.
+    A_data : ndarray of shape (n_components, n_features)
+        The atoms scaled by ``2**-e_data``, in the data's dtype, as the pass
+        encodes against them.
+    e_data : int
 
     Returns
     -------
@@ -314,8 +412,8 @@ def refine_in_local_frames(Y, A, alpha, backend, X, gap, cross, tol, max_iter):
     nearest = D.argmin(axis=1)
     d_min = np.maximum(D[np.arange(n), nearest], 0.0)
     r_a = np.sqrt(sq[nearest])
-    # the allowance of a code on the nearest atom, in this frame
-    resolution = _objective.GAP_NOISE * (
+    # the rounding of a code on the nearest atom, in this frame
+    resolution = FRAME_ROUNDING * (
         (1.0 + 2.0 * alpha) * (np.sqrt(y_sq) + r_a) * 2.0 * r_a
         + 2.0 * alpha * r_a * r_a
         + _objective.robust_shift(sq)
@@ -323,37 +421,54 @@ def refine_in_local_frames(Y, A, alpha, backend, X, gap, cross, tol, max_iter):
     rows = np.flatnonzero(resolution > tol * (0.5 + alpha) * d_min)
     if not rows.size:
         return X, gap
+    A_local = A_data.astype(np.float64)
+    Y_local = np.ldexp(np.asarray(Y_data[rows], dtype=np.float64), -e_data)
+    on_atom = (Y_local == A_local[nearest[rows]]).all(axis=1)
+    rows, Y_local = rows[~on_atom], Y_local[~on_atom]
+    if not rows.size:
+        return X, gap
     X = X.astype(np.float64)  # a copy: the backend's array is not modified
     gap = gap.copy()
     for j in np.unique(nearest[rows]):
-        group = rows[nearest[rows] == j]
-        A_j = A - A[j]
-        Y_j = Y[group] - A[j]
-        # the local scale: the squared distance from a_j to the nearest
-        # other atom (a shift of the bulk's scale would swamp the Gram
-        # entries of the atoms near a_j)
+        in_group = nearest[rows] == j
+        group = rows[in_group]
+        A_j = A_local - A_local[j]
+        Y_j = Y_local[in_group] - A_local[j]
         sq_j = np.einsum("ij,ij->i", A_j, A_j)
-        positive = sq_j[sq_j > 0.0]
-        shift = float(positive.min()) if positive.size else None
-        X_j, gap_j = backend.encode(
-            Y_j,
-            A_j,
-            alpha,
-            algorithm="exact",
-            n_layers=1,
-            tol=tol,
-            max_iter=max_iter,
-            init_codes=X[group],
-            shift=shift,
-        )
-        X_j = np.asarray(X_j, dtype=np.float64)
-        f_new = _objective.sample_objective(Y_j, A_j, X_j, alpha)
-        f_old = _objective.sample_objective(Y_j, A_j, X[group], alpha)
-        # the local code unless it is worse and not certified (its frame
-        # resolves the objective; rounding may tie two optimal codes)
-        better = (f_new <= f_old) | (gap_j <= tol)
-        X[group[better]] = X_j[better]
-        gap[group[better]] = gap_j[better]
+        # most codes are right already: certify them in this frame first,
+        # from the residual, and encode again only the others
+        local_gap = _local_certified_gap(Y_j, A_j, sq_j, X[group], alpha)
+        done = local_gap <= tol
+        gap[group[done]] = np.minimum(gap[group[done]], local_gap[done])
+        if done.all():
+            continue
+        group, Y_j = group[~done], Y_j[~done]
+        # the support systems' shift sets the curvature they resolve, and no
+        # one scale suits every local geometry: the rows not certified with
+        # one shift try the next
+        for shift in _local_shifts(sq_j, X[group]):
+            X_j, gap_j = backend.encode(
+                Y_j,
+                A_j,
+                alpha,
+                algorithm="exact",
+                n_layers=1,
+                tol=tol,
+                max_iter=max_iter,
+                init_codes=X[group],
+                shift=shift,
+            )
+            X_j = np.asarray(X_j, dtype=np.float64)
+            no_worse = _no_worse(Y_j, A_j, X_j, X[group], alpha)
+            take = no_worse | (gap_j <= tol)
+            X[group[take]] = X_j[take]
+            gap[group] = np.where(
+                no_worse, np.minimum(gap[group], gap_j), np.where(take, gap_j, gap[group])
+            )
+            left = gap[group] > tol
+            if not left.any():
+                break
+            group, Y_j = group[left], Y_j[left]
     return X, gap
 
 
@@ -411,6 +526,7 @@ def _encode_rows(
     # scaled before any cast to the data's dtype: a float64 dictionary can lie
     # beyond the float32 range of float32 data
     A_c = np.ldexp(A, -e_data).astype(dtype, copy=False)
+    A_data = A_c.copy() if algorithm == "exact" else None
     shift = atoms_center(A_c, algorithm)
     A_c -= shift
     spread = _abs_max(A_c)
@@ -482,7 +598,18 @@ def _encode_rows(
                 )
                 if algorithm == "exact":
                     X, gap = refine_in_local_frames(
-                        Y_enc, A64, alpha, backend, X, gap, cross, tol, max_iter
+                        Y_enc,
+                        A64,
+                        alpha,
+                        backend,
+                        X,
+                        gap,
+                        cross,
+                        tol,
+                        max_iter,
+                        Y[start:stop],
+                        A_data,
+                        e_data,
                     )
             X = X.astype(dtype, copy=False)
             if keep_codes:

@@ -316,6 +316,9 @@ class WeightedL1SparseCoder(
         A tensor is encoded on its own device unless ``device`` names
         another, and fitted there when it lives on a GPU (``fit`` copies a
         CPU tensor for numba, which gives the same atoms faster).
+        ``transform`` encodes tensors with torch whatever the backend (a
+        tensor in, a tensor out; ``sparse_encode`` with an explicit
+        ``backend="numba"`` refuses a tensor instead).
     device : str, default=None
         Device of the torch backend (``"cpu"``, ``"cuda"``, ``"cuda:1"``,
         ``"mps"``). Fitted attributes are numpy arrays in any case, so a

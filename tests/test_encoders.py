@@ -622,3 +622,25 @@ def test_samples_between_nearly_equal_atoms_get_exact_codes(fast_backend, sep, s
     D = ((r0[:, None, :] - At[None, :, :]) ** 2).sum(axis=2)
     f = 0.5 * np.einsum("ij,ij->i", R, R) + alpha * np.einsum("ij,ij->i", X, D)
     assert np.all(f <= f_star * (1 + 1e-8))
+
+
+def test_far_cluster_with_a_near_duplicate_atom_does_not_warn(fast_backend):
+    # a cluster of atoms 1e5 away from the bulk, one of them nearly doubled:
+    # the local frames' encodings used to replace certified codes on ties
+    # with their own uncertified gaps, and the pass warned about optimal
+    # codes (about 1 in 25 such configurations)
+    n_warned = 0
+    for seed in range(12):
+        rng = np.random.default_rng(seed)
+        c = rng.normal(size=4)
+        c *= 1e5 / np.linalg.norm(c)
+        grp = c + 0.05 * rng.normal(size=(4, 4))
+        grp = np.vstack([grp, grp[0] + 0.05 * 10.0 ** rng.uniform(-13, -6) * rng.normal(size=4)])
+        A = np.vstack([grp, rng.normal(size=(5, 4))])
+        Y = rng.dirichlet(np.ones(5) * 0.3, size=20) @ grp + 5e-5 * rng.normal(size=(20, 4))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            X = sparse_encode(Y, A, alpha=0.5, backend=fast_backend)
+        n_warned += any(issubclass(w.category, ConvergenceWarning) for w in caught)
+        assert not X[:, 5:].any()  # the bulk is never used at α > 0
+    assert n_warned == 0

@@ -901,6 +901,7 @@ class TorchBackend(Backend):
             Y = Y.detach()
             e_data = power_of_two_exponent(abs_max(A), abs_max(Y))
             A_c = _times_power_of_two(A, -e_data).to(Y.dtype)
+            A_data = A_c
             shift = atoms_center(A_c, algorithm)
             A_c = A_c - shift
             spread = abs_max(A_c)
@@ -919,16 +920,17 @@ class TorchBackend(Backend):
             A_c = _times_power_of_two(A_c, -e_centered)
             shift = _times_power_of_two(shift, -e_centered)
             Y_c = _times_power_of_two(Y, -(e_data + e_centered)) - shift
-        X, gap = self.encode_tensor(Y_c, A_c, alpha, **kwargs)
+        X, _ = self.encode_tensor(Y_c, A_c, alpha, **kwargs)
         if algorithm == "exact":
-            X = self._refine_in_local_frames(Y_c, A_c, alpha, X, kwargs)
+            X = self._refine_in_local_frames(Y_c, A_c, alpha, X, kwargs, Y, A_data, e_data)
         return X
 
-    def _refine_in_local_frames(self, Y, A, alpha, X, kwargs):
+    def _refine_in_local_frames(self, Y, A, alpha, X, kwargs, Y_data, A_data, e_data):
         """The tensor version of ``_dict_learning.refine_in_local_frames``:
-        the rows whose codes the frame cannot certify to ``tol`` are
-        encoded again around their nearest atom; returns the codes."""
-        from .. import _objective
+        the rows whose codes the frame cannot resolve to ``tol`` are
+        encoded again around their nearest atom, in a frame built from
+        ``Y_data·2^-e_data`` and ``A_data``; returns the codes."""
+        from .._dict_learning import FRAME_ROUNDING, _local_shifts
 
         torch = import_torch()
         tol = float(kwargs.get("tol", 1e-10))
@@ -944,7 +946,7 @@ class TorchBackend(Backend):
             D = y_sq[:, None] + sq - 2.0 * (Y64 @ A64.T)
             d_min, nearest = D.min(dim=1)
             r_a = sq[nearest].sqrt()
-            resolution = _objective.GAP_NOISE * (
+            resolution = FRAME_ROUNDING * (
                 (1.0 + 2.0 * alpha) * (y_sq.sqrt() + r_a) * 2.0 * r_a
                 + 2.0 * alpha * r_a * r_a
                 + robust_shift(sq.cpu().numpy())
@@ -953,15 +955,23 @@ class TorchBackend(Backend):
             rows = rows.flatten()
             if not rows.numel():
                 return X
+            A_local = A_data.to(device, torch.float64)
+            Y_local = _times_power_of_two(
+                Y_data[rows.to(Y_data.device)].to(device, torch.float64), -e_data
+            )
+            on_atom = (Y_local == A_local[nearest[rows]]).all(dim=1)
+            rows, Y_local = rows[~on_atom], Y_local[~on_atom]
+            if not rows.numel():
+                return X
             X = X.clone()
             X64 = X.to(device, torch.float64)
             for j in torch.unique(nearest[rows]).tolist():
-                group = rows[nearest[rows] == j]
-                A_j = A64 - A64[j]
-                Y_j = Y64[group] - A64[j]
+                in_group = nearest[rows] == j
+                group = rows[in_group]
+                A_j = A_local - A_local[j]
+                Y_j = Y_local[in_group] - A_local[j]
                 sq_j = (A_j * A_j).sum(dim=1)
-                positive = sq_j[sq_j > 0.0]
-                shift = float(positive.min()) if positive.numel() else None
+                shift = _local_shifts(sq_j.cpu().numpy(), X64[group].cpu().numpy())[0]
                 X_j, gap_j = self.encode_tensor(
                     Y_j,
                     A_j,
@@ -973,11 +983,12 @@ class TorchBackend(Backend):
                     shift=shift,
                 )
                 X_j = X_j.to(device, torch.float64)
-                f_new = sample_objective(Y_j, A_j, X_j, alpha)
-                f_old = sample_objective(Y_j, A_j, X64[group], alpha)
-                better = (f_new <= f_old) | (gap_j.to(device) <= tol)
-                keep = group[better].to(X.device)
-                X[keep] = X_j[better].to(X.device, X.dtype)
+                no_worse = sample_objective(Y_j, A_j, X_j, alpha) <= sample_objective(
+                    Y_j, A_j, X64[group], alpha
+                )
+                take = no_worse | (gap_j.to(device) <= tol)
+                keep = group[take].to(X.device)
+                X[keep] = X_j[take].to(X.device, X.dtype)
         return X
 
     def _split_tensor_pass(self, Y, A, alpha, far, kwargs):
