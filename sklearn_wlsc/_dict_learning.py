@@ -261,10 +261,7 @@ def _split_pass(Y, A, alpha, backend, far, *, init_codes, **params):
     return result
 
 
-# the rounding a frame puts into a code's gap, relative to the magnitude of
-# its terms, as the refinement estimates it (one unit in the last place; the
-# stopping rule's allowance, GAP_NOISE, is a generous bound of it)
-FRAME_ROUNDING = 2.0**-52
+FRAME_ROUNDING = _objective.FRAME_ROUNDING
 
 
 def _local_certified_gap(Y, A, sq, X, alpha):
@@ -348,7 +345,7 @@ def _no_worse(Y, A, X_new, X_old, alpha):
 
 
 def refine_in_local_frames(
-    Y, A, alpha, backend, X, gap, cross, tol, max_iter, Y_data, A_data, e_data
+    Y, A, alpha, backend, X, gap, cross, tol, max_iter, Y_data, A_data, e_data, flags=None
 ):
     """Encode again, each in a frame centered at its nearest atom, the rows
     whose exact codes the pass's frame cannot resolve to ``tol``.
@@ -393,6 +390,10 @@ def refine_in_local_frames(
         The atoms scaled by ``2**-e_data``, in the data's dtype, as the pass
         encodes against them.
     e_data : int
+    flags : ndarray of shape (n_samples,) or None
+        The rows the encoder marked as beyond its frame's resolution (the
+        numba kernel marks them as it builds each row's terms); None
+        computes them here.
 
     Returns
     -------
@@ -404,23 +405,34 @@ def refine_in_local_frames(
         return X, gap
     Y = np.asarray(Y, dtype=np.float64)
     sq = np.einsum("ij,ij->i", A, A)
-    D = Y @ A.T if cross is None else cross.copy()
-    y_sq = np.einsum("ij,ij->i", Y, Y)
-    D *= -2.0
-    D += y_sq[:, None]
-    D += sq
-    nearest = D.argmin(axis=1)
-    d_min = np.maximum(D[np.arange(n), nearest], 0.0)
-    r_a = np.sqrt(sq[nearest])
-    # the rounding of a code on the nearest atom, in this frame
-    resolution = FRAME_ROUNDING * (
-        (1.0 + 2.0 * alpha) * (np.sqrt(y_sq) + r_a) * 2.0 * r_a
-        + 2.0 * alpha * r_a * r_a
-        + _objective.robust_shift(sq)
-    )
-    rows = np.flatnonzero(resolution > tol * (0.5 + alpha) * d_min)
-    if not rows.size:
-        return X, gap
+    if flags is not None:
+        rows = np.flatnonzero(flags)
+        if not rows.size:
+            return X, gap
+        D = Y[rows] @ A.T if cross is None else cross[rows]
+        D *= -2.0
+        D += np.einsum("ij,ij->i", Y[rows], Y[rows])[:, None]
+        D += sq
+        nearest = np.zeros(n, dtype=np.intp)
+        nearest[rows] = D.argmin(axis=1)
+    else:
+        D = Y @ A.T if cross is None else cross.copy()
+        y_sq = np.einsum("ij,ij->i", Y, Y)
+        D *= -2.0
+        D += y_sq[:, None]
+        D += sq
+        nearest = D.argmin(axis=1)
+        d_min = np.maximum(D[np.arange(n), nearest], 0.0)
+        r_a = np.sqrt(sq[nearest])
+        # the rounding of a code on the nearest atom, in this frame
+        resolution = FRAME_ROUNDING * (
+            (1.0 + 2.0 * alpha) * (np.sqrt(y_sq) + r_a) * 2.0 * r_a
+            + 2.0 * alpha * r_a * r_a
+            + _objective.robust_shift(sq)
+        )
+        rows = np.flatnonzero(resolution > tol * (0.5 + alpha) * d_min)
+        if not rows.size:
+            return X, gap
     A_local = A_data.astype(np.float64)
     Y_local = np.ldexp(np.asarray(Y_data[rows], dtype=np.float64), -e_data)
     on_atom = (Y_local == A_local[nearest[rows]]).all(axis=1)
@@ -582,6 +594,9 @@ def _encode_rows(
                     # the exact encoder works in float64: hand it the copy
                     # made for the cross term rather than have it make another
                     Y_enc = Y64
+            flags = None
+            if algorithm == "exact" and backend.computes_frame_flags:
+                flags = np.empty(stop - start, dtype=np.uint8)
             if codes is not None:
                 X, gap = codes[start:stop], None
             else:
@@ -595,6 +610,7 @@ def _encode_rows(
                     max_iter=max_iter,
                     init_codes=None if init_codes is None else init_codes[start:stop],
                     cross=cross,
+                    **({} if flags is None else {"flags_out": flags}),
                 )
                 if algorithm == "exact":
                     X, gap = refine_in_local_frames(
@@ -610,6 +626,7 @@ def _encode_rows(
                         Y[start:stop],
                         A_data,
                         e_data,
+                        flags,
                     )
             X = X.astype(dtype, copy=False)
             if keep_codes:

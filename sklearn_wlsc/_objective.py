@@ -208,6 +208,11 @@ def gap_scale(Y, A, alpha, cross=None):
 # on degenerate atoms, samples on atoms, magnitudes 1e±150 and float32)
 GAP_NOISE = 2.0**-48
 
+# the rounding a frame puts into a code's gap, relative to the magnitude of
+# its terms, as the exact pass estimates it to find the rows a frame cannot
+# resolve (one unit in the last place; GAP_NOISE bounds it generously)
+FRAME_ROUNDING = 2.0**-52
+
 
 def gap_noise(X, k, y_norms, atom_norms, alpha, shift):
     """How much rounding can put into each row's computed duality gap.

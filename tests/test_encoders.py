@@ -644,3 +644,35 @@ def test_far_cluster_with_a_near_duplicate_atom_does_not_warn(fast_backend):
         n_warned += any(issubclass(w.category, ConvergenceWarning) for w in caught)
         assert not X[:, 5:].any()  # the bulk is never used at α > 0
     assert n_warned == 0
+
+
+def test_numba_marks_the_rows_its_frame_cannot_resolve(monkeypatch):
+    # the numba kernel marks the rows for the local frames as it builds
+    # their terms; the codes are those of the marks computed in numpy
+    from sklearn_wlsc._backends import get_backend
+    from sklearn_wlsc._backends._numba import NumbaBackend
+    from sklearn_wlsc._dict_learning import encode_pass
+
+    rng = np.random.default_rng(4)
+    u = rng.standard_normal(4)
+    A = np.vstack([1e7 * u + rng.standard_normal((6, 4)), rng.standard_normal((5, 4))])
+    A = np.vstack([A, A[7] + 1e-9 * rng.standard_normal(4)])
+    Y = np.vstack([rng.standard_normal((30, 4)), A[7] + 1e-10 * rng.standard_normal((5, 4))])
+    backend = get_backend("numba")
+    flags = np.full(len(Y), 2, dtype=np.uint8)
+    backend.encode(
+        Y - np.median(A, axis=0),
+        A - np.median(A, axis=0),
+        0.5,
+        algorithm="exact",
+        n_layers=1,
+        tol=1e-10,
+        max_iter=400,
+        flags_out=flags,
+    )
+    assert set(np.unique(flags)) <= {0, 1} and flags.sum() >= 30
+    marked = encode_pass(Y, A, 0.5, backend)
+    monkeypatch.setattr(NumbaBackend, "computes_frame_flags", False)
+    computed = encode_pass(Y, A, 0.5, backend)
+    np.testing.assert_array_equal(marked.codes, computed.codes)
+    np.testing.assert_array_equal(marked.gap, computed.gap)

@@ -25,6 +25,8 @@ class Backend(abc.ABC):
     """
 
     name = None
+    # whether the exact encoder marks the rows its frame cannot resolve
+    computes_frame_flags = False
 
     def encode(
         self,
@@ -39,6 +41,7 @@ class Backend(abc.ABC):
         init_codes=None,
         cross=None,
         shift=None,
+        flags_out=None,
     ):
         """Encode the rows of ``Y`` on the simplex for the dictionary ``A``.
 
@@ -66,6 +69,10 @@ class Backend(abc.ABC):
             Shift ``s`` of the exact encoder's support systems
             ``G[S, S] + s·11ᵀ``; None takes
             :func:`sklearn_wlsc._objective.robust_shift` of the atoms.
+        flags_out : ndarray of shape (n_samples,), dtype uint8, default=None
+            Where a backend with :attr:`computes_frame_flags` marks the rows
+            whose codes this frame cannot resolve to ``tol`` (1; see
+            ``_dict_learning.refine_in_local_frames``); others leave it.
 
         Returns
         -------
@@ -86,8 +93,9 @@ class Backend(abc.ABC):
         A64 = np.asarray(A, dtype=np.float64)
         if cross is None:
             cross = Y64 @ A64.T
+        kwargs = {"flags_out": flags_out} if self.computes_frame_flags else {}
         X, gap = self._exact_from_cross(
-            Y64, A64, alpha, cross, tol, max_iter, init_codes, shift=shift
+            Y64, A64, alpha, cross, tol, max_iter, init_codes, shift=shift, **kwargs
         )
         return X.astype(Y.dtype, copy=False), gap
 

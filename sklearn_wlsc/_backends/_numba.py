@@ -29,6 +29,7 @@ _FASTMATH = {"reassoc", "contract", "arcp", "nsz"}
 # the exact encoder's rounding allowance of a computed gap, a compile-time
 # constant of the kernel (see _objective.gap_noise)
 GAP_NOISE = _objective.GAP_NOISE
+FRAME_ROUNDING = _objective.FRAME_ROUNDING
 
 _CACHE_WARNED = []
 
@@ -640,7 +641,9 @@ def active_set_row(
 
 
 @_jit(nogil=True, fastmath=_FASTMATH)
-def exact_encode(G, cross, y_norms, alpha, shift, X0, tol, max_iter, X, gaps, n_iter, start, stop):
+def exact_encode(
+    G, cross, y_norms, alpha, shift, X0, tol, max_iter, X, gaps, n_iter, flags, start, stop
+):
     """Exact encoder for the rows ``start:stop`` of ``cross = Y Aᵀ``, warm-started from
     the rows of ``X0`` (rows of zeros start cold; an ``X0`` with no rows
     starts every row cold).
@@ -673,14 +676,25 @@ def exact_encode(G, cross, y_norms, alpha, shift, X0, tol, max_iter, X, gaps, n_
     zeros = np.zeros(m)
     for i in range(start, stop):
         d_min = np.inf
+        nearest = 0
         for j in range(m):
             cij = cross[i, j]
             gjj = G[j, j]
             c[j] = s * cij - alpha * gjj
-            d_min = min(d_min, (y_norms[i] + gjj) - 2.0 * cij)
+            dj = (y_norms[i] + gjj) - 2.0 * cij
+            if dj < d_min:
+                d_min = dj
+                nearest = j
         scale = max(half * d_min, tiny)
         x0 = zeros if cold else X0[i]
         y_norm = math.sqrt(y_norms[i])
+        # rows this frame cannot resolve to tol (see
+        # _dict_learning.refine_in_local_frames)
+        r_a = norms[nearest]
+        resolution = FRAME_ROUNDING * (
+            s * (y_norm + r_a) * 2.0 * r_a + 2.0 * alpha * r_a * r_a + shift
+        )
+        flags[i] = 1 if resolution > tol * scale else 0
         gap, it = active_set_row(
             G,
             c,
@@ -738,8 +752,14 @@ class NumbaBackend(Backend):
             X[far] = X_far
         return X
 
-    def _exact_from_cross(self, Y, A, alpha, cross, tol, max_iter, X0=None, shift=None):
+    computes_frame_flags = True
+
+    def _exact_from_cross(
+        self, Y, A, alpha, cross, tol, max_iter, X0=None, shift=None, flags_out=None
+    ):
         n, m = cross.shape
+        if flags_out is None:
+            flags_out = np.empty(n, dtype=np.uint8)
         G = A @ A.T
         X = np.empty((n, m))
         gaps = np.empty(n)
@@ -762,6 +782,7 @@ class NumbaBackend(Backend):
             X,
             gaps,
             n_iter,
+            flags_out,
         )
         return X, gaps
 

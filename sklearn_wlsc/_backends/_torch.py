@@ -762,11 +762,13 @@ class TorchBackend(Backend):
         init_codes=None,
         cross=None,
         shift=None,
+        flags_out=None,
     ):
         """Encode numpy rows on :attr:`device`; numpy codes in ``Y``'s dtype.
 
         Same contract as :meth:`Backend.encode`, except that ``cross`` is not
-        used: the terms are computed on the device, where ``Y`` goes anyway.
+        used (the terms are computed on the device, where ``Y`` goes anyway)
+        and ``flags_out`` is left alone.
         """
         device = self._compute_device()
         Yt = self._to_tensor(Y, device)
