@@ -363,10 +363,12 @@ def refine_in_local_frames(
     codes, with the support systems shifted by the local scale of the atoms
     they use (:func:`_local_shifts`). The frame is built from the data
     itself, scaled by ``2**-e_data`` (exact), not from the centered rows,
-    whose rounding could not be undone. A row takes its new code when that
-    is certified or no worse, with the smaller of the two certified gaps
-    (a code no worse than a certified one is certified as well). Samples
-    equal to their nearest atom are optimal at its vertex and are skipped.
+    whose rounding could not be undone. Their gaps are those certified
+    there (the pass's own certify nothing beyond its frame's resolution). A
+    row takes its new code when that is certified or no worse, with the
+    smaller of the two gaps (a code no worse than a certified one is
+    certified as well). Samples equal to their nearest atom are optimal at
+    its vertex and are skipped.
 
     Parameters
     ----------
@@ -450,8 +452,10 @@ def refine_in_local_frames(
         # most codes are right already: certify them in this frame first,
         # from the residual, and encode again only the others
         local_gap = _local_certified_gap(Y_j, A_j, sq_j, X[group], alpha)
+        # the pass's own gaps of these rows certify nothing beyond its
+        # frame's resolution: they are replaced by the local ones
+        gap[group] = local_gap
         done = local_gap <= tol
-        gap[group[done]] = np.minimum(gap[group[done]], local_gap[done])
         if done.all():
             continue
         group, Y_j = group[~done], Y_j[~done]
@@ -471,6 +475,11 @@ def refine_in_local_frames(
                 shift=shift,
             )
             X_j = np.asarray(X_j, dtype=np.float64)
+            # certified here from the residual, not by the encoder: the Gram
+            # form's rounding of an unused far atom's gradient can hide that
+            # it should enter (the torch encoder certified codes 6e-4 above
+            # optimal, α = 0, half of the atoms 1e8 away)
+            gap_j = _local_certified_gap(Y_j, A_j, sq_j, X_j, alpha)
             no_worse = _no_worse(Y_j, A_j, X_j, X[group], alpha)
             take = no_worse | (gap_j <= tol)
             X[group[take]] = X_j[take]
