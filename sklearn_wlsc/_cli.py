@@ -1,10 +1,12 @@
 """The ``wlsc`` command (also ``python -m sklearn_wlsc``).
 
 Every subcommand reports errors as one line on stderr with exit status 1,
-never a traceback; ``--help`` works on each.
+never a traceback, and each distinct warning as one line on stderr;
+``--help`` works on each.
 """
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -20,7 +22,11 @@ class CLIError(Exception):
 
 
 def load_data(path, key=None):
-    """Load a 2-D float array from ``.npy``, ``.npz`` or ``.csv``."""
+    """Load a 2-D float array from ``.npy``, ``.npz`` or ``.csv``.
+
+    float32 data stay float32 (the estimators fit and encode them in
+    float32, as they do in Python); every other type becomes float64.
+    """
     import numpy as np
 
     if not os.path.exists(path):
@@ -58,7 +64,8 @@ def load_data(path, key=None):
         raise CLIError(f"{path} holds no data (shape {data.shape})")
     if data.dtype != bool and (not np.issubdtype(data.dtype, np.number) or np.iscomplexobj(data)):
         raise CLIError(f"{path} holds {data.dtype} data; expected real numbers")
-    data = data.astype(np.float64, copy=False)
+    if data.dtype != np.float32:
+        data = data.astype(np.float64, copy=False)
     if not np.all(np.isfinite(data)):
         bad = int(np.count_nonzero(~np.isfinite(data)))
         raise CLIError(f"{path} contains {bad} NaN or infinite values")
@@ -165,12 +172,23 @@ class Progress:
     """A scikit-learn fit callback that shows the alternating iterations: a
     bar on a terminal, plain lines when the output is piped."""
 
+    #: the bar whose line is open on a terminal (a warning ends it first)
+    open_bar = None
+
     def __init__(self, total, stream=None, label="fit"):
         self.total = total
         self.stream = sys.stderr if stream is None else stream
         self.label = label
         self.tty = self.stream.isatty()
         self.t0 = time.perf_counter()
+
+    @classmethod
+    def end_open_line(cls):
+        """End the open bar's line, so that the next output starts a line."""
+        bar, cls.open_bar = cls.open_bar, None
+        if bar is not None:
+            bar.stream.write("\n")
+            bar.stream.flush()
 
     def setup(self, estimator, context):
         self.t0 = time.perf_counter()
@@ -189,15 +207,41 @@ class Progress:
             done = int(width * min(k, self.total) / max(self.total, 1))
             bar = "#" * done + "-" * (width - done)
             self.stream.write(f"\r[{bar}] {text}")
+            Progress.open_bar = self
         else:
             self.stream.write(text + "\n")
         self.stream.flush()
         return False
 
     def teardown(self, estimator, context):
-        if self.tty:
-            self.stream.write("\n")
-            self.stream.flush()
+        if Progress.open_bar is self:
+            Progress.end_open_line()
+
+
+@contextlib.contextmanager
+def one_line_warnings(command, stream=None):
+    """Show each warning raised inside as one line on ``stream`` (stderr),
+    ``wlsc COMMAND: warning: MESSAGE``, and each distinct message once.
+
+    Which warnings are shown is left to Python's warning filters, so
+    ``python -W ignore -m sklearn_wlsc ...`` or ``PYTHONWARNINGS=ignore``
+    silence them; only their display changes (no source path or line).
+    """
+    seen = set()
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        text = " ".join(str(message).split())
+        if (category, text) in seen:
+            return
+        seen.add((category, text))
+        Progress.end_open_line()
+        out = sys.stderr if stream is None else stream
+        out.write(f"wlsc {command}: warning: {text}\n")
+        out.flush()
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
 
 
 def _with_progress(estimator, label):
@@ -533,12 +577,13 @@ def main(argv=None):
         parser.print_help()
         return 2
     try:
-        return args.func(args)
-    except CLIError as exc:
-        print(f"wlsc {args.command}: error: {exc}", file=sys.stderr)
-    except (ValueError, TypeError, OSError, MemoryError, ImportError) as exc:
+        with one_line_warnings(args.command):
+            return args.func(args)
+    except (CLIError, ValueError, TypeError, OSError, MemoryError, ImportError) as exc:
+        Progress.end_open_line()
         print(f"wlsc {args.command}: error: {exc}", file=sys.stderr)
     except KeyboardInterrupt:
+        Progress.end_open_line()
         print(f"wlsc {args.command}: interrupted", file=sys.stderr)
     return 1
 

@@ -276,3 +276,85 @@ def test_csv_first_rows_are_data(tmp_path, capsys):
     (tmp_path / "header.csv").write_text("a,b,c\n" + body + "\n")
     result = wlsc("fit", tmp_path / "header.csv", "--n-components", 2, "-o", tmp_path / "m.joblib")
     assert result.returncode == 0 and "on 4 x 3 data" in result.stdout
+
+
+def test_float32_data_are_fitted_and_encoded_in_float32(data_files, tmp_path, capsys):
+    import joblib
+
+    Y32 = np.load(data_files / "Y.npy").astype(np.float32)
+    np.save(tmp_path / "Y32.npy", Y32)
+    model = tmp_path / "m.joblib"
+    result = _InProcess(["fit", tmp_path / "Y32.npy", "--n-components", 4, "-o", model], capsys)
+    assert result.returncode == 0, result.stderr
+    fitted = joblib.load(model)
+    assert fitted.components_.dtype == np.float32
+    codes_path = tmp_path / "codes.npy"
+    result = _InProcess(["transform", model, tmp_path / "Y32.npy", "-o", codes_path], capsys)
+    assert result.returncode == 0, result.stderr
+    codes = np.load(codes_path)
+    assert codes.dtype == np.float32
+    np.testing.assert_array_equal(codes, fitted.transform(Y32))
+    # other types are read as float64, as before
+    np.save(tmp_path / "Y16.npy", Y32.astype(np.float16))
+    result = _InProcess(["fit", tmp_path / "Y16.npy", "--n-components", 4, "-o", model], capsys)
+    assert result.returncode == 0, result.stderr
+    assert joblib.load(model).components_.dtype == np.float64
+
+
+def test_warnings_are_one_line_each_and_follow_the_filters(tmp_path, capsys):
+    model = tmp_path / "m.joblib"
+    np.save(tmp_path / "normal.npy", np.random.default_rng(0).standard_normal((200, 5)))
+    # two alternating iterations do not converge on this data
+    args = ("fit", tmp_path / "normal.npy", "--n-components", 5, "--max-iter", 2, "-o", model)
+    result = wlsc(*args)
+    assert result.returncode == 0, result.stderr
+    lines = [ln for ln in result.stderr.splitlines() if "warning" in ln.lower()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("wlsc fit: warning: Alternating minimization did not converge")
+    assert ".py:" not in result.stderr  # no source path and line
+    # the warning filters still decide what is shown
+    quiet = subprocess.run(
+        [sys.executable, "-W", "ignore", "-m", "sklearn_wlsc", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert quiet.returncode == 0, quiet.stderr
+    assert "warning" not in quiet.stderr.lower(), quiet.stderr
+    # in this process too (pytest records warnings through the same hook)
+    more_atoms = ("fit", tmp_path / "normal.npy", "--n-components", 250, "-o", model)
+    result = _InProcess(more_atoms, capsys)
+    assert result.returncode == 0, result.stderr
+    lines = [ln for ln in result.stderr.splitlines() if "warning" in ln.lower()]
+    assert lines == [
+        "wlsc fit: warning: n_samples=200 is smaller than n_components=250: the extra "
+        "atoms start as mixtures of samples and may stay unused."
+    ], result.stderr
+
+
+def test_a_warning_ends_an_open_progress_bar():
+    import io
+    import warnings
+
+    from sklearn_wlsc._cli import Progress, one_line_warnings
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    class Context:
+        task_name, task_id = "iteration", 1
+
+    out = Terminal()
+    bar = Progress(4, stream=out)
+    with one_line_warnings("fit", stream=out):
+        bar.on_fit_task_end(None, Context(), metadata={"objective": 1.5})
+        warnings.warn("first", UserWarning, stacklevel=1)
+        warnings.warn("first", UserWarning, stacklevel=1)  # the same message: shown once
+        bar.on_fit_task_end(None, Context(), metadata={"objective": 1.25})
+        bar.teardown(None, None)
+    lines = out.getvalue().split("\n")
+    assert lines[0].startswith("\r[") and "objective 1.5" in lines[0]
+    assert lines[1] == "wlsc fit: warning: first"
+    assert lines[2].startswith("\r[") and "objective 1.25" in lines[2]
+    assert lines[3:] == [""]
