@@ -58,8 +58,15 @@ class UnrolledWLSC(nn.Module):
         Depth of the unrolled encoder.
     train_step : bool, default=False
         Learn the step size: a scalar parameter ``step`` initialized to
-        ``1 / L`` for the initial atoms. Otherwise the step is ``1 / L`` for
-        the current atoms, recomputed at each call without gradient.
+        ``step`` when given, else to ``1 / L`` for the initial atoms.
+        Otherwise the step is ``step`` when given (fixed), else ``1 / L``
+        for the current atoms, recomputed at each call without gradient.
+    step : float, default=None
+        The encoder's step size, for instance one that
+        :func:`train_unrolled` learned (``return_step=True``); the
+        initial value of the learned step with ``train_step=True``.
+        ``None``: ``1 / L``. A step above ``1 / L`` may make the encoder
+        diverge.
     dictionary : array-like or Tensor of shape (n_components, n_features), default=None
         Initial atoms. ``None`` draws them from a standard normal
         distribution (seed torch's global generator, or better pass atoms).
@@ -73,8 +80,10 @@ class UnrolledWLSC(nn.Module):
     ----------
     weight : Parameter of shape (n_components, n_features)
         The atoms.
-    step : Parameter of shape () or None
-        The learned step size when ``train_step=True``.
+    step : Parameter or buffer of shape (), or None
+        The learned step size (a parameter) when ``train_step=True``, the
+        fixed ``step`` given (a buffer) otherwise, and ``None`` when the
+        step is ``1 / L`` of the current atoms.
 
     Examples
     --------
@@ -101,6 +110,7 @@ class UnrolledWLSC(nn.Module):
         alpha=0.5,
         n_layers=50,
         train_step=False,
+        step=None,
         dictionary=None,
         dtype=None,
         device=None,
@@ -111,6 +121,8 @@ class UnrolledWLSC(nn.Module):
         self.alpha = check_real(alpha, "alpha", 0.0, ALPHA_MAX)
         self.n_layers = check_count(n_layers, "n_layers")
         self.train_step = check_bool(train_step, "train_step")
+        if step is not None:
+            step = _check_positive(step, "step")
         device = _tb.resolve_device(device)
         if dictionary is None:
             weight = torch.randn(self.n_components, self.n_features, dtype=dtype, device=device)
@@ -138,8 +150,13 @@ class UnrolledWLSC(nn.Module):
                 raise ValueError("dictionary contains NaN or infinity.")
         self.weight = nn.Parameter(weight)
         if self.train_step:
-            step = 1.0 / _tb.lipschitz_constant(self.weight)
+            if step is None:
+                step = 1.0 / _tb.lipschitz_constant(self.weight)
             self.step = nn.Parameter(torch.tensor(step, dtype=weight.dtype, device=weight.device))
+        elif step is not None:
+            self.register_buffer(
+                "step", torch.tensor(step, dtype=weight.dtype, device=weight.device)
+            )
         else:
             self.register_parameter("step", None)
 
@@ -150,7 +167,8 @@ class UnrolledWLSC(nn.Module):
         )
 
     def step_size(self):
-        """The encoder's step: the learned ``step``, or ``1 / L`` (no gradient)."""
+        """The encoder's step: ``step`` (learned or fixed), or ``1 / L`` (no
+        gradient)."""
         if self.step is not None:
             return self.step
         return 1.0 / _tb.lipschitz_constant(self.weight)
@@ -235,6 +253,7 @@ def train_unrolled(
     clip_grad_norm=1.0,
     verbose=0,
     callback=None,
+    return_step=False,
 ):
     r"""Train the atoms by backpropagating ``F`` through the unrolled encoder.
 
@@ -279,7 +298,14 @@ def train_unrolled(
     callback : callable, default=None
         Called after each epoch as ``callback(info)`` with a dict holding
         ``epoch``, ``objective``, ``components`` (float64 ndarray, original
-        units), ``step`` and ``time``; returning True stops training.
+        units), ``step`` (the learned step in the original units, ``None``
+        without ``train_step``) and ``time``; returning True stops
+        training.
+    return_step : bool, default=False
+        Also return the encoder's step in the original units: the learned
+        one with ``train_step=True``, else ``1 / L`` of the trained atoms.
+        ``UnrolledWLSC(..., dictionary=A, step=step)`` then encodes as the
+        trained network does.
 
     Returns
     -------
@@ -290,6 +316,24 @@ def train_unrolled(
         after each epoch (``n_epochs + 1`` values).
     n_epochs : int
         Number of epochs run.
+    step : float
+        The encoder's step in the original units; only with
+        ``return_step=True``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import torch
+    >>> from sklearn_wlsc.torch import UnrolledWLSC, train_unrolled
+    >>> Y = np.random.default_rng(0).standard_normal((60, 5))
+    >>> A, history, n_epochs, step = train_unrolled(
+    ...     Y, Y[:4], n_layers=10, max_epochs=3, train_step=True,
+    ...     random_state=0, return_step=True)
+    >>> model = UnrolledWLSC(4, 5, n_layers=10, dictionary=A, step=step)
+    >>> y = torch.from_numpy(Y)
+    >>> F = model.loss(y, model.encode(y)).detach()
+    >>> bool(abs(float(F) - history[-1]) <= 1e-9 * history[-1])
+    True
     """
     from sklearn.utils import check_array
 
@@ -305,6 +349,7 @@ def train_unrolled(
     if clip_grad_norm is not None:
         clip_grad_norm = _check_positive(clip_grad_norm, "clip_grad_norm")
     train_step = check_bool(train_step, "train_step")
+    return_step = check_bool(return_step, "return_step")
     device = _tb.resolve_device(device)
     if isinstance(Y, torch.Tensor):
         Yt = _check_tensor(Y.detach(), "Y")
@@ -380,6 +425,14 @@ def train_unrolled(
     def in_data_units(F):
         return float(unscaled_objective(F, exponent))
 
+    def encoder_step():
+        """The encoder's step (learned, or ``1 / L`` of the current atoms) in
+        the original units: it scales as 1 / units²."""
+        step = model.step_size()  # a tensor when learned, else a float
+        if isinstance(step, torch.Tensor):
+            step = step.detach().item()
+        return math.ldexp(step / rms**2, -2 * exponent)
+
     history = [full_objective()]
     t0 = time.perf_counter()
     n_epochs = 0
@@ -411,13 +464,13 @@ def train_unrolled(
                 "epoch": n_epochs,
                 "objective": in_data_units(F),
                 "components": components(),
-                "step": None
-                if model.step is None
-                else math.ldexp(model.step.item() / rms**2, -2 * exponent),
+                "step": encoder_step() if train_step else None,
                 "time": elapsed,
             }
             if callback(info):
                 break
         if tol > 0.0 and history[-2] - F <= tol * max(abs(history[-2]), np.finfo(float).tiny):
             break
-    return components(), [in_data_units(F) for F in history], n_epochs
+    A = components()
+    result = (A, [in_data_units(F) for F in history], n_epochs)
+    return (*result, encoder_step()) if return_step else result

@@ -654,3 +654,79 @@ def test_tensor_pass_encodes_far_groups_in_local_frames():
     X_t = tb.TorchBackend().encode_tensor_pass(torch.from_numpy(Y), A, 0.5, algorithm="exact")
     X_ref = np.hstack([np.zeros((25, 6)), sparse_encode(Y, B, alpha=0.5, backend="numpy")])
     np.testing.assert_allclose(X_t.numpy(), X_ref, atol=1e-7)
+
+
+def _objective_of(model, Y):
+    y = torch.from_numpy(Y)
+    with torch.no_grad():
+        return float(model.loss(y, model.encode(y)))
+
+
+@pytest.mark.parametrize("scale", [1.0, 2.0**300])
+def test_train_unrolled_returns_the_step_it_learned(rng, scale):
+    Y = scale * rng.standard_normal((80, 5))
+    seen = []
+    kw = dict(n_layers=12, max_epochs=6, learning_rate=2e-2, batch_size=20, random_state=0)
+    A, history, n_epochs, step = train_unrolled(
+        Y, Y[:4], train_step=True, return_step=True, callback=seen.append, **kw
+    )
+    assert n_epochs == 6 and step == seen[-1]["step"] > 0
+    # the atoms and the step together are the trained network: its objective
+    # on Y is the last one reported
+    trained = UnrolledWLSC(4, 5, n_layers=12, dictionary=A, step=step)
+    assert isinstance(trained.step, torch.Tensor) and not trained.step.requires_grad
+    assert [name for name, _ in trained.named_parameters()] == ["weight"]
+    np.testing.assert_allclose(_objective_of(trained, Y), history[-1], rtol=1e-10)
+    # the step moved away from 1 / L, so the atoms alone are another network
+    default = UnrolledWLSC(4, 5, n_layers=12, dictionary=A)
+    assert abs(step * _objective.lipschitz_constant(A) - 1.0) > 1e-3
+    assert abs(_objective_of(default, Y) - history[-1]) > 1e-8 * history[-1]
+    # the step is in the data's units: 1 / units²
+    _, _, _, step1 = train_unrolled(
+        Y / scale, Y[:4] / scale, train_step=True, return_step=True, **kw
+    )
+    np.testing.assert_allclose(step, step1 / scale**2, rtol=1e-10)
+    # the same settings without return_step return the same three values
+    A2, history2, n2 = train_unrolled(Y, Y[:4], train_step=True, **kw)
+    np.testing.assert_array_equal(A2, A)
+    assert history2 == history and n2 == n_epochs
+
+
+def test_train_unrolled_returns_one_over_l_without_a_learned_step(rng):
+    Y = rng.standard_normal((80, 5))
+    A, history, _, step = train_unrolled(
+        Y, Y[:4], n_layers=12, max_epochs=3, random_state=0, return_step=True
+    )
+    np.testing.assert_allclose(step, 1.0 / _objective.lipschitz_constant(A), rtol=1e-10)
+    model = UnrolledWLSC(4, 5, n_layers=12, dictionary=A, step=step)
+    np.testing.assert_allclose(_objective_of(model, Y), history[-1], rtol=1e-10)
+
+
+def test_unrolled_module_with_a_given_step(rng):
+    Y = torch.from_numpy(rng.standard_normal((30, 4)))
+    A = Y[:5].clone()
+    step = 0.5 / _objective.lipschitz_constant(A.numpy())
+    fixed = UnrolledWLSC(5, 4, n_layers=7, dictionary=A, step=step)
+    want = tb.unrolled_encode(*tb.encoder_terms(Y - A.mean(0), A - A.mean(0), 0.5), step, 7)
+    torch.testing.assert_close(fixed.encode(Y), want, rtol=0, atol=1e-14)
+    # a buffer: saved with the module, not trained
+    assert "step" in fixed.state_dict() and fixed.step.item() == step
+    loaded = UnrolledWLSC(5, 4, n_layers=7, step=1.0, dtype=torch.float64)
+    loaded.load_state_dict(fixed.state_dict())
+    torch.testing.assert_close(loaded.encode(Y), want, rtol=0, atol=1e-14)
+    # with train_step, the learned step starts from the one given
+    learned = UnrolledWLSC(5, 4, n_layers=7, dictionary=A, step=step, train_step=True)
+    assert learned.step.requires_grad and learned.step.item() == step
+    learned.loss(Y, learned.encode(Y)).backward()
+    assert learned.step.grad is not None
+
+
+@pytest.mark.parametrize("step", [0.0, -1.0, float("nan"), float("inf"), True, "0.1"])
+def test_unrolled_module_refuses_a_bad_step(step):
+    with pytest.raises((ValueError, TypeError), match="step"):
+        UnrolledWLSC(2, 3, step=step)
+
+
+def test_train_unrolled_refuses_a_bool_return_step_flag():
+    with pytest.raises(TypeError, match="return_step"):
+        train_unrolled(np.ones((5, 3)), np.zeros((2, 3)), max_epochs=1, return_step=1)
