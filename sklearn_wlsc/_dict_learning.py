@@ -477,8 +477,8 @@ def refine_in_local_frames(
             X_j = np.asarray(X_j, dtype=np.float64)
             # certified here from the residual, not by the encoder: the Gram
             # form's rounding of an unused far atom's gradient can hide that
-            # it should enter (the torch encoder certified codes 6e-4 above
-            # optimal, α = 0, half of the atoms 1e8 away)
+            # it should enter (the torch encoder once certified codes 6e-4
+            # above optimal, α = 0, half of the atoms 1e8 away)
             gap_j = _local_certified_gap(Y_j, A_j, sq_j, X_j, alpha)
             no_worse = _no_worse(Y_j, A_j, X_j, X[group], alpha)
             take = no_worse | (gap_j <= tol)

@@ -730,3 +730,97 @@ def test_unrolled_module_refuses_a_bad_step(step):
 def test_train_unrolled_refuses_a_bool_return_step_flag():
     with pytest.raises(TypeError, match="return_step"):
         train_unrolled(np.ones((5, 3)), np.zeros((2, 3)), max_epochs=1, return_step=1)
+
+
+def _local_objective(Y, A, X, alpha):
+    """Each row's objective in the residual form around its nearest atom,
+    and the scale of its gap, ``(½ + α) min_j ‖y − a_j‖²``."""
+    D = ((Y[:, None, :] - A[None]) ** 2).sum(axis=2)
+    nearest = D.argmin(axis=1)
+    Yl, Al = Y - A[nearest], A[None] - A[nearest][:, None]
+    R = Yl - np.einsum("ij,ijk->ik", X, Al)
+    W = ((Yl[:, None, :] - Al) ** 2).sum(axis=2)
+    f = 0.5 * np.einsum("ij,ij->i", R, R) + alpha * np.einsum("ij,ij->i", X, W)
+    return f, (0.5 + alpha) * D.min(axis=1)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_exact_encoder_matches_numba_with_a_far_group_of_atoms(seed):
+    # some atoms 1e4–1e9 away from the others: the supports that mix far
+    # atoms are singular to the factorization's pivots. The torch active set
+    # used to leave such rows to FISTA, whose step the far atoms make
+    # useless (codes up to 82 % of the vertex scale above numba's at α = 0)
+    rng = np.random.default_rng(seed)
+    for trial in range(3):
+        # the first: half of ten atoms 1e8 away, in six dimensions
+        d, m = (6, 10) if trial == 0 else (int(rng.integers(2, 8)), int(rng.integers(5, 13)))
+        k = m // 2 if trial == 0 else int(rng.integers(1, m))
+        A = rng.standard_normal((m, d))
+        A[k:] += (1e8 if trial == 0 else 10.0 ** rng.integers(4, 10)) * rng.standard_normal(d)
+        for offset in (np.zeros(d), A[k:].mean(axis=0)):
+            Y = rng.standard_normal((60, d)) + offset
+            for alpha in (0.0, 0.3):
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", ConvergenceWarning)
+                    got = sparse_encode(Y, A, alpha=alpha, backend="torch")
+                    want = sparse_encode(Y, A, alpha=alpha, backend="numba")
+                f_got, scale = _local_objective(Y, A, got, alpha)
+                f_want, _ = _local_objective(Y, A, want, alpha)
+                assert np.all(f_got - f_want <= 1e-12 * scale), (d, m, k, alpha)
+
+
+def _singular_supports(rng, b=40, m=9, d=3):
+    """Atoms with an affinely dependent one (a mixture of two others) and
+    supports that hold all three, in random orders."""
+    A = rng.standard_normal((m, d))
+    A[m - 1] = 0.3 * A[0] + 0.7 * A[1]
+    G = torch.from_numpy(A @ A.T)
+    others = np.arange(2, m - 1)
+    sup = torch.from_numpy(
+        np.array(
+            [
+                rng.permutation(np.r_[0, 1, m - 1, rng.choice(others, d - 1, replace=False)])
+                for _ in range(b)
+            ]
+        )
+    )
+    valid = torch.ones_like(sup, dtype=torch.bool)
+    g = torch.from_numpy(rng.standard_normal((b, m)))
+    return A, G, sup, valid, g
+
+
+def test_pivoted_support_step_follows_a_flat_downhill_direction(rng):
+    A, G, sup, valid, g = _singular_supports(rng)
+    shift = _objective.robust_shift(np.diag(A @ A.T))
+    p, singular, ok = tb._pivoted_support_step(G, g, sup, valid, shift, 1e-12 * 2 * shift)
+    assert singular.all() and ok.all()
+    for i in range(sup.shape[0]):
+        full = np.zeros(A.shape[0])
+        np.add.at(full, sup[i].numpy(), p[i].numpy())
+        assert abs(full.sum()) <= 1e-12  # along the simplex's affine hull
+        assert full @ (A @ A.T) @ full <= 1e-10 * (full @ full)  # of zero curvature
+        assert g[i].numpy() @ full <= 0.0  # downhill
+        # through the first pivot that depends on the atoms before it: its
+        # entry is ±1 and the entries after it are zero
+        r = int(np.flatnonzero(p[i].numpy())[-1])
+        assert abs(float(p[i, r])) == 1.0 and r >= 1
+
+
+def test_pivoted_support_step_is_newtons_on_regular_supports(rng):
+    m, d = 8, 6
+    A = rng.standard_normal((m, d))
+    G = torch.from_numpy(A @ A.T)
+    sup = torch.stack([torch.from_numpy(rng.permutation(m)[:4]) for _ in range(30)])
+    valid = torch.ones_like(sup, dtype=torch.bool)
+    valid[::3, 3] = False  # some shorter supports, padded
+    X = torch.zeros(30, m, dtype=torch.float64)
+    w = torch.from_numpy(rng.dirichlet(np.ones(4), size=30)) * valid
+    X.scatter_(1, sup, w / w.sum(dim=1, keepdim=True))
+    C = torch.from_numpy(rng.standard_normal((30, m)))
+    shift = _objective.robust_shift(np.diag(A @ A.T))
+    eps = 1e-12 * 2 * shift
+    p, singular, ok = tb._pivoted_support_step(G, X @ G - C, sup, valid, shift, eps)
+    assert ok.all() and not singular.any()
+    xs_hat, ok_lapack = tb._support_minimizer(G, C, sup, valid, shift, eps)
+    assert ok_lapack.all()
+    torch.testing.assert_close(p, xs_hat - X.gather(1, sup) * valid, rtol=0, atol=1e-10)

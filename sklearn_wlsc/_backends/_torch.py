@@ -426,14 +426,14 @@ def _gap(X, G, C, noise):
     return (gap - GAP_NOISE * (magnitude + noise.shift)).clamp(min=0.0), g
 
 
-def _support_minimizer(G, C, sup, valid, shift, eps, ridge=0.0):
+def _support_minimizer(G, C, sup, valid, shift, eps):
     """Minimize ``½ xᵀGx − c·x`` subject to ``Σx = 1`` and ``x_j = 0`` off
     each row's support, batched.
 
     Row ``i``'s support is ``sup[i, valid[i]]`` (shape (b, k), padding
     after the valid entries). Its problem is gathered into a ``k × k`` block,
     padded with ``shift·I``, and solved by Cholesky on
-    ``G_SS + shift·11ᵀ`` (+ ``ridge·I``), whose minimizer on the affine set
+    ``G_SS + shift·11ᵀ``, whose minimizer on the affine set
     is the same. Returns the minimizers on the support (shape (b, k), zero
     on padding) and whether each factorization was well defined (every
     pivot above ``eps``).
@@ -441,7 +441,7 @@ def _support_minimizer(G, C, sup, valid, shift, eps, ridge=0.0):
     torch = import_torch()
     both = valid[:, :, None] & valid[:, None, :]
     M = torch.where(both, G[sup[:, :, None], sup[:, None, :]] + shift, 0.0)
-    M = M + torch.diag_embed(shift - (shift - ridge) * valid.to(C.dtype))
+    M = M + torch.diag_embed(torch.where(valid, 0.0, shift).to(M.dtype))
     Lc, info = torch.linalg.cholesky_ex(M)
     ok = (info == 0) & (Lc.diagonal(dim1=1, dim2=2).square().amin(dim=1) > eps)
     rhs = torch.stack([torch.where(valid, C.gather(1, sup), 0.0), valid.to(C.dtype)], dim=2)
@@ -451,6 +451,67 @@ def _support_minimizer(G, C, sup, valid, shift, eps, ridge=0.0):
     xs = torch.where(valid, u + lam[:, None] * w, 0.0)
     ok &= torch.isfinite(xs).all(dim=1)
     return torch.where(ok[:, None], xs, 0.0), ok
+
+
+def _pivoted_support_step(G, g, sup, valid, shift, eps):
+    """The numba kernel's step on each row's support, batched: for the rows
+    whose support system LAPACK's factorization rejected.
+
+    ``G_SS + shift·11ᵀ`` is factored column by column, as the numba kernel
+    factors it, and its pivots are tested against ``eps`` the same way.
+    Without a small pivot the step is Newton's, to the minimizer on the
+    support (``g`` is the gradient, shape (b, m)). At a row's first small
+    pivot ``r`` (its atom affinely dependent, to rounding, on the ones
+    before it) the leading block gives the direction ``p`` with
+    ``p_r = −1`` and ``(G_SS + shift·11ᵀ)[:r, :r] p[:r] = (G_SS + shift)[:r, r]``,
+    zero after ``r``: ``Σx`` and, to the pivot's size, the objective do not
+    change along it, and it is turned downhill, to be followed to the
+    boundary.
+
+    Returns
+    -------
+    p : Tensor of shape (b, k)
+        The steps on the supports (zero on padding).
+    singular : Tensor of shape (b,)
+        Rows whose step is a zero-curvature direction.
+    ok : Tensor of shape (b,)
+        Rows with a finite step (a small first pivot gives none).
+    """
+    torch = import_torch()
+    b, k = sup.shape
+    both = valid[:, :, None] & valid[:, None, :]
+    M = torch.where(both, G[sup[:, :, None], sup[:, None, :]] + shift, 0.0)
+    M = M + torch.diag_embed(torch.where(valid, 0.0, shift).to(M.dtype))
+    Lc = torch.zeros_like(M)
+    r = torch.full((b,), k, dtype=torch.long, device=M.device)
+    for a in range(k):
+        d = M[:, a, a] - Lc[:, a, :a].square().sum(dim=1)
+        r = torch.where((r == k) & (d <= eps), a, r)
+        # rows past their small pivot need nothing more: keep them finite
+        root = torch.where(r <= a, 1.0, d).sqrt()
+        Lc[:, a, a] = root
+        if a + 1 < k:
+            below = M[:, a + 1 :, a] - (Lc[:, a + 1 :, :a] @ Lc[:, a, :a, None])[..., 0]
+            Lc[:, a + 1 :, a] = below / root[:, None]
+    singular = r < k
+    g_sup = torch.where(valid, g.gather(1, sup), 0.0)
+    # Newton's step where every pivot passed
+    sol = torch.cholesky_solve(torch.stack([g_sup, valid.to(M.dtype)], dim=2), Lc)
+    u, w = sol[..., 0], sol[..., 1]
+    newton = (u.sum(dim=1) / w.sum(dim=1))[:, None] * w - u
+    # the zero-curvature direction through the first small pivot
+    r_safe = torch.where(singular, r, 0)
+    idx = torch.arange(k, device=M.device)
+    lead = idx[None, :] < r_safe[:, None]
+    eye = torch.eye(k, dtype=M.dtype, device=M.device).expand(b, k, k)
+    L_lead = torch.where(lead[:, :, None] & lead[:, None, :], Lc, eye)
+    column = M.gather(2, r_safe[:, None, None].expand(b, k, 1))[..., 0]
+    flat = torch.cholesky_solve(torch.where(lead, column, 0.0)[..., None], L_lead)[..., 0]
+    flat = torch.where(idx[None, :] == r_safe[:, None], -1.0, flat)
+    flat = torch.where(((g_sup * flat).sum(dim=1) > 0)[:, None], -flat, flat)
+    p = torch.where(valid, torch.where(singular[:, None], flat, newton), 0.0)
+    ok = (r > 0) & torch.isfinite(p).all(dim=1)
+    return p, singular, ok
 
 
 def _compact(sup, keep):
@@ -478,9 +539,12 @@ def _active_set(G, C, X, tol, shift, eps, max_steps, noise, free_first=None):
     (:func:`_support_minimizer`) and moves towards its solution until a
     coordinate would turn negative, dropping it; at a support minimizer
     whose gap exceeds ``tol`` it adds the coordinate of most negative
-    gradient. Rows leave when certified (gap ≤ tol), when their support's
-    Gram matrix is singular even with a tiny ridge, or when a step fails to
-    decrease the objective; those keep their last good point.
+    gradient. On a singular support (a pivot of the factorization at most
+    ``eps``) it follows a downhill direction of zero curvature to the
+    boundary instead (:func:`_pivoted_support_step`). Rows leave when
+    certified (gap ≤ tol), when a singular support offers no such
+    direction, or when a step fails to decrease the objective; those keep
+    their last good point.
 
     Returns
     -------
@@ -494,7 +558,6 @@ def _active_set(G, C, X, tol, shift, eps, max_steps, noise, free_first=None):
     f = 0.5 * ((X * g).sum(dim=1) - (X * C).sum(dim=1))
     sup, valid = _compact(torch.arange(X.shape[1], device=X.device).expand_as(X), X > 0)
     rows = torch.arange(X.shape[0], device=X.device)
-    ridge = 1e-13 * shift
     limit = torch.full((X.shape[0],), max_steps, device=X.device)
     if free_first is not None:
         limit += free_first.to(limit.dtype)
@@ -505,18 +568,23 @@ def _active_set(G, C, X, tol, shift, eps, max_steps, noise, free_first=None):
         noise_rows = noise.rows(rows)
         xs = x.gather(1, sup) * valid
         xs_hat, ok = _support_minimizer(G, c, sup, valid, shift, eps)
-        if not bool(ok.all()):
-            # singular support (affinely dependent atoms): the minimizer of a
-            # slightly regularized problem, certified or rejected below
-            bad = ~ok
-            xs_hat[bad], ok[bad] = _support_minimizer(
-                G, c[bad], sup[bad], valid[bad], shift, 0.0, ridge
-            )
         p = xs_hat - xs
+        singular = torch.zeros_like(ok)
+        if not bool(ok.all()):
+            # a support LAPACK finds singular (atoms affinely dependent, or
+            # a system too ill-conditioned for its pivots): the numba
+            # kernel's factorization decides, and a singular support is left
+            # along a direction of zero curvature, to the boundary
+            bad = torch.nonzero(~ok).flatten()
+            p[bad], singular[bad], ok[bad] = _pivoted_support_step(
+                G, x[bad] @ G - c[bad], sup[bad], valid[bad], shift, eps
+            )
         ratio = torch.where(valid & (p < 0), xs / -p, torch.inf)
         t, blocking = ratio.min(dim=1)
-        full = t >= 1.0
-        xs_new = xs + t.clamp(max=1.0)[:, None] * p
+        ok &= ~singular | torch.isfinite(t)  # a zero-curvature step needs a boundary
+        full = (t >= 1.0) & ~singular
+        t = torch.where(ok, torch.where(singular, t, t.clamp(max=1.0)), 0.0)
+        xs_new = xs + t[:, None] * p
         xs_new[~full, blocking[~full]] = 0.0
         xs_new = torch.where(valid, xs_new.clamp(min=0.0), 0.0)
         xs_new /= xs_new.sum(dim=1, keepdim=True)
@@ -672,10 +740,13 @@ def exact_encode(
         z = torch.where(moved[:, None], x_p, z)
         tt = torch.where(moved, 1.0, tt)
         # keep the point of lower objective: a capped active set may stop at
-        # a point whose gap is larger than its start's, yet lower in f
+        # a point whose gap is larger than its start's, yet lower in f; a
+        # point it certified is kept whatever f's rounding says (in the
+        # Gram form, with atoms far away, f is only resolved to far more
+        # than the gap)
         f_f = 0.5 * (x * (x @ G)).sum(dim=1) - (x * c).sum(dim=1)
         f_p = 0.5 * (x_p * (x_p @ G)).sum(dim=1) - (x_p * c).sum(dim=1)
-        use_p = f_p <= f_f
+        use_p = (f_p <= f_f) | (gap_p <= tl)
         x = torch.where(use_p[:, None], x_p, x)
         g = torch.where(use_p, gap_p, gap_f)
         X[todo], Z[todo], t[todo], gap[todo] = x, z, tt, g
