@@ -426,17 +426,21 @@ def _gap(X, G, C, noise):
     return (gap - GAP_NOISE * (magnitude + noise.shift)).clamp(min=0.0), g
 
 
-def _support_minimizer(G, C, sup, valid, shift, eps):
-    """Minimize ``½ xᵀGx − c·x`` subject to ``Σx = 1`` and ``x_j = 0`` off
-    each row's support, batched.
+def _newton_step(G, g, sup, valid, shift, eps):
+    """Newton's step to the minimizer of ``½ xᵀGx − c·x`` subject to
+    ``Σx = 1`` and ``x_j = 0`` off each row's support, batched, from a
+    point of the affine set where the gradient is ``g`` (shape (b, m)).
 
     Row ``i``'s support is ``sup[i, valid[i]]`` (shape (b, k), padding
-    after the valid entries). Its problem is gathered into a ``k × k`` block,
-    padded with ``shift·I``, and solved by Cholesky on
-    ``G_SS + shift·11ᵀ``, whose minimizer on the affine set
-    is the same. Returns the minimizers on the support (shape (b, k), zero
-    on padding) and whether each factorization was well defined (every
-    pivot above ``eps``).
+    after the valid entries). Its system is gathered into a ``k × k``
+    block, padded with ``shift·I``, and factored by Cholesky on
+    ``G_SS + shift·11ᵀ``, whose minimizer on the affine set is the same.
+    The step is computed from the gradient, as the numba kernel computes
+    it, not as the minimizer itself: repeated, it refines the point as
+    iterative refinement does, which matters when ``G`` holds the large
+    terms of far atoms. Returns the steps on the supports (shape (b, k),
+    zero on padding) and whether each factorization was well defined
+    (every pivot above ``eps``).
     """
     torch = import_torch()
     both = valid[:, :, None] & valid[:, None, :]
@@ -444,13 +448,12 @@ def _support_minimizer(G, C, sup, valid, shift, eps):
     M = M + torch.diag_embed(torch.where(valid, 0.0, shift).to(M.dtype))
     Lc, info = torch.linalg.cholesky_ex(M)
     ok = (info == 0) & (Lc.diagonal(dim1=1, dim2=2).square().amin(dim=1) > eps)
-    rhs = torch.stack([torch.where(valid, C.gather(1, sup), 0.0), valid.to(C.dtype)], dim=2)
-    sol = torch.cholesky_solve(rhs, Lc)
+    g_sup = torch.where(valid, g.gather(1, sup), 0.0)
+    sol = torch.cholesky_solve(torch.stack([g_sup, valid.to(M.dtype)], dim=2), Lc)
     u, w = sol[..., 0], sol[..., 1]
-    lam = (1.0 - u.sum(dim=1)) / w.sum(dim=1)
-    xs = torch.where(valid, u + lam[:, None] * w, 0.0)
-    ok &= torch.isfinite(xs).all(dim=1)
-    return torch.where(ok[:, None], xs, 0.0), ok
+    p = torch.where(valid, (u.sum(dim=1) / w.sum(dim=1))[:, None] * w - u, 0.0)
+    ok &= torch.isfinite(p).all(dim=1)
+    return torch.where(ok[:, None], p, 0.0), ok
 
 
 def _pivoted_support_step(G, g, sup, valid, shift, eps):
@@ -536,7 +539,7 @@ def _active_set(G, C, X, tol, shift, eps, max_steps, noise, free_first=None):
     step the numba kernel does not count.
 
     Each step solves the equality-constrained problem on each row's support
-    (:func:`_support_minimizer`) and moves towards its solution until a
+    (:func:`_newton_step`) and moves towards its solution until a
     coordinate would turn negative, dropping it; at a support minimizer
     whose gap exceeds ``tol`` it adds the coordinate of most negative
     gradient. On a singular support (a pivot of the factorization at most
@@ -567,8 +570,8 @@ def _active_set(G, C, X, tol, shift, eps, max_steps, noise, free_first=None):
         x, c, tl, f_old = X[rows], C[rows], tol[rows], f[rows]
         noise_rows = noise.rows(rows)
         xs = x.gather(1, sup) * valid
-        xs_hat, ok = _support_minimizer(G, c, sup, valid, shift, eps)
-        p = xs_hat - xs
+        g_rows = x @ G - c
+        p, ok = _newton_step(G, g_rows, sup, valid, shift, eps)
         singular = torch.zeros_like(ok)
         if not bool(ok.all()):
             # a support LAPACK finds singular (atoms affinely dependent, or
@@ -577,7 +580,7 @@ def _active_set(G, C, X, tol, shift, eps, max_steps, noise, free_first=None):
             # along a direction of zero curvature, to the boundary
             bad = torch.nonzero(~ok).flatten()
             p[bad], singular[bad], ok[bad] = _pivoted_support_step(
-                G, x[bad] @ G - c[bad], sup[bad], valid[bad], shift, eps
+                G, g_rows[bad], sup[bad], valid[bad], shift, eps
             )
         ratio = torch.where(valid & (p < 0), xs / -p, torch.inf)
         t, blocking = ratio.min(dim=1)
@@ -601,8 +604,12 @@ def _active_set(G, C, X, tol, shift, eps, max_steps, noise, free_first=None):
         j = g_new.argmin(dim=1)
         keep = valid & (xs_new > 0)
         grow = ok & full & ~certified
+        # a row whose best coordinate is in its support already takes
+        # Newton's step again, which refines its point (as the numba
+        # kernel's loop does), for as long as that moves it
         stuck = grow & ((sup == j[:, None]) & keep).any(dim=1)
         grow &= ~stuck
+        stuck &= ~(x_new != x).any(dim=1)
         go_on = ok & ~certified & ~stuck & (n_steps < limit[rows])
         if not bool(go_on.any()):
             break
