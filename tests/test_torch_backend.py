@@ -25,6 +25,7 @@ from sklearn_wlsc._simplex import project_simplex  # noqa: E402
 from sklearn_wlsc.torch import UnrolledWLSC, train_unrolled  # noqa: E402
 
 from .conftest import make_problem  # noqa: E402
+from .test_encoders import _residual_objective  # noqa: E402
 from .test_simplex import _planted_tie  # noqa: E402
 
 ALGORITHMS = ["unrolled", "exact"]
@@ -732,18 +733,6 @@ def test_train_unrolled_refuses_a_bool_return_step_flag():
         train_unrolled(np.ones((5, 3)), np.zeros((2, 3)), max_epochs=1, return_step=1)
 
 
-def _local_objective(Y, A, X, alpha):
-    """Each row's objective in the residual form around its nearest atom,
-    and the scale of its gap, ``(½ + α) min_j ‖y − a_j‖²``."""
-    D = ((Y[:, None, :] - A[None]) ** 2).sum(axis=2)
-    nearest = D.argmin(axis=1)
-    Yl, Al = Y - A[nearest], A[None] - A[nearest][:, None]
-    R = Yl - np.einsum("ij,ijk->ik", X, Al)
-    W = ((Yl[:, None, :] - Al) ** 2).sum(axis=2)
-    f = 0.5 * np.einsum("ij,ij->i", R, R) + alpha * np.einsum("ij,ij->i", X, W)
-    return f, (0.5 + alpha) * D.min(axis=1)
-
-
 @pytest.mark.parametrize("seed", range(8))
 def test_exact_encoder_matches_numba_with_a_far_group_of_atoms(seed):
     from sklearn_wlsc._dict_learning import encode_pass
@@ -764,8 +753,8 @@ def test_exact_encoder_matches_numba_with_a_far_group_of_atoms(seed):
             for alpha in (0.0, 0.3):
                 got = encode_pass(Y, A, alpha, get_backend("torch"), warn=False)
                 want = encode_pass(Y, A, alpha, get_backend("numba"), warn=False)
-                f_got, scale = _local_objective(Y, A, got.codes, alpha)
-                f_want, _ = _local_objective(Y, A, want.codes, alpha)
+                f_got, scale = _residual_objective(Y, A, got.codes, alpha)
+                f_want, _ = _residual_objective(Y, A, want.codes, alpha)
                 assert np.all(f_got - f_want <= 1e-12 * scale), (d, m, k, alpha)
                 # and certified where numba's are, to rounding: Newton's
                 # steps from the gradient refine a point whose terms are
@@ -800,8 +789,10 @@ def _singular_supports(rng, b=40, m=9, d=3):
 def test_pivoted_support_step_follows_a_flat_downhill_direction(rng):
     A, G, sup, valid, g = _singular_supports(rng)
     shift = _objective.robust_shift(np.diag(A @ A.T))
-    p, singular, ok = tb._pivoted_support_step(G, g, sup, valid, shift, 1e-12 * 2 * shift)
+    p, singular, reach, ok = tb._pivoted_support_step(G, g, sup, valid, shift, 1e-12 * 2 * shift)
     assert singular.all() and ok.all()
+    # flat, to rounding: followed to the boundary (or as good as)
+    assert bool((reach > 1e6).all())
     for i in range(sup.shape[0]):
         full = np.zeros(A.shape[0])
         np.add.at(full, sup[i].numpy(), p[i].numpy())
@@ -809,9 +800,9 @@ def test_pivoted_support_step_follows_a_flat_downhill_direction(rng):
         assert full @ (A @ A.T) @ full <= 1e-10 * (full @ full)  # of zero curvature
         assert g[i].numpy() @ full <= 0.0  # downhill
         # through the first pivot that depends on the atoms before it: its
-        # entry is ±1 and the entries after it are zero
+        # entry is ∓Σq = ∓1 for an affine combination, the entries after it zero
         r = int(np.flatnonzero(p[i].numpy())[-1])
-        assert abs(float(p[i, r])) == 1.0 and r >= 1
+        assert abs(abs(float(p[i, r])) - 1.0) <= 1e-9 and r >= 1
 
 
 def test_pivoted_support_step_is_newtons_on_regular_supports(rng):
@@ -827,8 +818,8 @@ def test_pivoted_support_step_is_newtons_on_regular_supports(rng):
     C = torch.from_numpy(rng.standard_normal((30, m)))
     shift = _objective.robust_shift(np.diag(A @ A.T))
     eps = 1e-12 * 2 * shift
-    p, singular, ok = tb._pivoted_support_step(G, X @ G - C, sup, valid, shift, eps)
-    assert ok.all() and not singular.any()
+    p, singular, reach, ok = tb._pivoted_support_step(G, X @ G - C, sup, valid, shift, eps)
+    assert ok.all() and not singular.any() and bool((reach == 1.0).all())
     p_lapack, ok_lapack = tb._newton_step(G, X @ G - C, sup, valid, shift, eps)
     assert ok_lapack.all()
     torch.testing.assert_close(p, p_lapack, rtol=0, atol=1e-12)
@@ -843,3 +834,28 @@ def test_pivoted_support_step_is_newtons_on_regular_supports(rng):
     assert float(spread.max()) <= 1e-10 and torch.allclose(
         x_new.sum(dim=1), torch.ones(30, dtype=torch.float64)
     )
+
+
+def test_pivoted_support_step_stops_at_the_minimum_between_nearly_equal_atoms(rng):
+    # an atom 1e-6 from another is not dependent on it, but its pivot is
+    # small: the step along the direction between them must stop where
+    # the objective is least along it, not run to the boundary
+    m, d = 6, 4
+    A = rng.standard_normal((m, d))
+    A[5] = A[2] + 1e-6 * rng.standard_normal(d)
+    G = torch.from_numpy(A @ A.T)
+    sup = torch.tensor([[0, 2, 5], [2, 1, 5]])
+    valid = torch.ones_like(sup, dtype=torch.bool)
+    g = torch.from_numpy(rng.standard_normal((2, m)))
+    shift = _objective.robust_shift(np.diag(A @ A.T))
+    p, singular, reach, ok = tb._pivoted_support_step(G, g, sup, valid, shift, 1e-12 * 2 * shift)
+    assert singular.all() and ok.all() and bool(torch.isfinite(reach).all())
+    for i in range(2):
+        full = np.zeros(m)
+        np.add.at(full, sup[i].numpy(), p[i].numpy())
+        assert abs(full.sum()) <= 1e-15 * np.abs(full).sum()
+        slope, curvature = g[i].numpy() @ full, full @ (A @ A.T) @ full
+        assert slope < 0 < curvature
+        # the curvature, 1e-12 of the terms it is summed from, has about
+        # four correct digits in either computation
+        np.testing.assert_allclose(float(reach[i]), -slope / curvature, rtol=1e-3)

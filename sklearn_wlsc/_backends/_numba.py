@@ -29,6 +29,7 @@ _FASTMATH = {"reassoc", "contract", "arcp", "nsz"}
 # the exact encoder's rounding allowance of a computed gap, a compile-time
 # constant of the kernel (see _objective.gap_noise)
 GAP_NOISE = _objective.GAP_NOISE
+UNIT_ROUNDING = _objective.UNIT_ROUNDING
 FRAME_ROUNDING = _objective.FRAME_ROUNDING
 
 _CACHE_WARNED = []
@@ -572,20 +573,48 @@ def active_set_row(
                     p[a] = mu * w[a] - u[a]
                 t = 1.0
             else:
-                # zero-curvature direction through pivot r, taken downhill
+                # the direction through pivot r: the combination q of the
+                # atoms before it that reproduces it (exactly, for affinely
+                # dependent atoms) against it, taken downhill. On the
+                # simplex's plane (Σp = 0), where its curvature pᵀGp stands
+                # above its rounding (the terms are as large as the atoms'
+                # squared norms) and is as small as the pivot says (at most
+                # eps), the atom is nearly equal to a combination of the
+                # others, and they share a sample's weight at the minimum
+                # along it. Elsewhere it is flat to rounding (affinely
+                # dependent atoms), or the pivot's smallness is rounding
+                # itself (atoms far from the frame's origin): p = (q, −1),
+                # followed to the boundary
                 for a in range(r):
                     p[a] = G[sup[a], sup[r]] + shift
                 _cholesky_solve(Lc, r, p)
-                p[r] = -1.0
+                total = 0.0
+                for a in range(r):
+                    total += p[a]
+                p[r] = -total
                 for a in range(r + 1, ns):
                     p[a] = 0.0
+                curvature = 0.0
+                size = 0.0
+                for a in range(r + 1):
+                    row = 0.0
+                    row_size = 0.0
+                    for b in range(r + 1):
+                        row += G[sup[a], sup[b]] * p[b]
+                        row_size += abs(G[sup[a], sup[b]] * p[b])
+                    curvature += p[a] * row
+                    size += abs(p[a]) * row_size
+                trusted = 4.0 * (r + 1) * UNIT_ROUNDING * size < curvature <= eps
+                if not trusted:
+                    p[r] = -1.0
                 slope = 0.0
-                for a in range(ns):
+                for a in range(r + 1):
                     slope += g[sup[a]] * p[a]
                 if slope > 0.0:
-                    for a in range(ns):
+                    slope = -slope
+                    for a in range(r + 1):
                         p[a] = -p[a]
-                t = np.inf
+                t = -slope / curvature if trusted else np.inf
             blocking = -1
             for a in range(ns):
                 if p[a] < 0.0:
@@ -593,7 +622,7 @@ def active_set_row(
                     if ta < t:
                         t = ta
                         blocking = a
-            if blocking < 0 and r != ns:
+            if blocking < 0 and r != ns and not t < np.inf:
                 break  # cannot happen on the simplex; guard against loops
             for a in range(ns):
                 x[sup[a]] += t * p[a]

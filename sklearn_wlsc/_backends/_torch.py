@@ -34,7 +34,7 @@ import math
 
 import numpy as np
 
-from .._objective import robust_shift
+from .._objective import UNIT_ROUNDING, robust_shift
 from ._base import Backend, momentum_schedule
 
 _MISSING_TORCH = (
@@ -464,19 +464,26 @@ def _pivoted_support_step(G, g, sup, valid, shift, eps):
     factors it, and its pivots are tested against ``eps`` the same way.
     Without a small pivot the step is Newton's, to the minimizer on the
     support (``g`` is the gradient, shape (b, m)). At a row's first small
-    pivot ``r`` (its atom affinely dependent, to rounding, on the ones
-    before it) the leading block gives the direction ``p`` with
-    ``p_r = −1`` and ``(G_SS + shift·11ᵀ)[:r, :r] p[:r] = (G_SS + shift)[:r, r]``,
-    zero after ``r``: ``Σx`` and, to the pivot's size, the objective do not
-    change along it, and it is turned downhill, to be followed to the
-    boundary.
+    pivot ``r`` (its atom affinely dependent on the ones before it, or
+    nearly so) the leading block gives the combination ``q`` of the atoms
+    before ``r`` that reproduces it,
+    ``(G_SS + shift·11ᵀ)[:r, :r] q = (G_SS + shift)[:r, r]``, and the
+    direction ``p = (q, −Σq, 0, …)`` on the simplex's plane, turned
+    downhill. Where its curvature ``pᵀ G_SS p`` stands above its rounding
+    and is at most ``eps`` (nearly equal atoms) it is followed to the
+    minimum along it; elsewhere it is flat to rounding, or the pivot's
+    smallness is rounding itself, and ``p = (q, −1, 0, …)`` is followed
+    to the boundary.
 
     Returns
     -------
     p : Tensor of shape (b, k)
         The steps on the supports (zero on padding).
     singular : Tensor of shape (b,)
-        Rows whose step is a zero-curvature direction.
+        Rows whose step is along such a direction.
+    reach : Tensor of shape (b,)
+        How far to follow ``p`` at most: 1 for Newton's step, the minimum
+        along the direction, or infinity (to the boundary).
     ok : Tensor of shape (b,)
         Rows with a finite step (a small first pivot gives none).
     """
@@ -502,7 +509,7 @@ def _pivoted_support_step(G, g, sup, valid, shift, eps):
     sol = torch.cholesky_solve(torch.stack([g_sup, valid.to(M.dtype)], dim=2), Lc)
     u, w = sol[..., 0], sol[..., 1]
     newton = (u.sum(dim=1) / w.sum(dim=1))[:, None] * w - u
-    # the zero-curvature direction through the first small pivot
+    # the direction through the first small pivot
     r_safe = torch.where(singular, r, 0)
     idx = torch.arange(k, device=M.device)
     lead = idx[None, :] < r_safe[:, None]
@@ -510,11 +517,26 @@ def _pivoted_support_step(G, g, sup, valid, shift, eps):
     L_lead = torch.where(lead[:, :, None] & lead[:, None, :], Lc, eye)
     column = M.gather(2, r_safe[:, None, None].expand(b, k, 1))[..., 0]
     flat = torch.cholesky_solve(torch.where(lead, column, 0.0)[..., None], L_lead)[..., 0]
-    flat = torch.where(idx[None, :] == r_safe[:, None], -1.0, flat)
-    flat = torch.where(((g_sup * flat).sum(dim=1) > 0)[:, None], -flat, flat)
+    flat = torch.where(lead, flat, 0.0)
+    at_pivot = idx[None, :] == r_safe[:, None]
+    flat = torch.where(at_pivot, -flat.sum(dim=1, keepdim=True), flat)
+    # on the simplex's plane (Σp = 0), where its curvature pᵀGp stands above
+    # its rounding (from terms as large as the atoms' squared norms) and is
+    # as small as the pivot says (at most eps), as the numba kernel decides:
+    # nearly equal atoms. Elsewhere it is flat to rounding, or the pivot's
+    # smallness is rounding itself: p = (q, −1), to the boundary
+    G_sup = torch.where(both, G[sup[:, :, None], sup[:, None, :]], 0.0)
+    curvature = (flat * (G_sup @ flat[..., None])[..., 0]).sum(dim=1)
+    size = (flat.abs() * (G_sup.abs() @ flat.abs()[..., None])[..., 0]).sum(dim=1)
+    trusted = (curvature > 4.0 * (r_safe + 1) * UNIT_ROUNDING * size) & (curvature <= eps)
+    flat = torch.where(at_pivot & ~trusted[:, None], -1.0, flat)
+    slope = (g_sup * flat).sum(dim=1)
+    flat = torch.where((slope > 0)[:, None], -flat, flat)
+    along = torch.where(trusted, slope.abs() / curvature, torch.inf)
+    reach = torch.where(singular, along, 1.0)
     p = torch.where(valid, torch.where(singular[:, None], flat, newton), 0.0)
     ok = (r > 0) & torch.isfinite(p).all(dim=1)
-    return p, singular, ok
+    return p, singular, reach, ok
 
 
 def _compact(sup, keep):
@@ -573,20 +595,25 @@ def _active_set(G, C, X, tol, shift, eps, max_steps, noise, free_first=None):
         g_rows = x @ G - c
         p, ok = _newton_step(G, g_rows, sup, valid, shift, eps)
         singular = torch.zeros_like(ok)
+        reach = torch.ones_like(f_old)
         if not bool(ok.all()):
             # a support LAPACK finds singular (atoms affinely dependent, or
             # a system too ill-conditioned for its pivots): the numba
             # kernel's factorization decides, and a singular support is left
             # along a direction of zero curvature, to the boundary
             bad = torch.nonzero(~ok).flatten()
-            p[bad], singular[bad], ok[bad] = _pivoted_support_step(
+            p[bad], singular[bad], reach[bad], ok[bad] = _pivoted_support_step(
                 G, g_rows[bad], sup[bad], valid[bad], shift, eps
             )
         ratio = torch.where(valid & (p < 0), xs / -p, torch.inf)
         t, blocking = ratio.min(dim=1)
-        ok &= ~singular | torch.isfinite(t)  # a zero-curvature step needs a boundary
-        full = (t >= 1.0) & ~singular
-        t = torch.where(ok, torch.where(singular, t, t.clamp(max=1.0)), 0.0)
+        # the step reaches its end (Newton's minimizer, or the minimum along
+        # a singular support's direction) unless a coordinate turns zero
+        # first; a direction of zero curvature needs a boundary
+        full = t >= reach
+        t = torch.minimum(t, reach)
+        ok &= torch.isfinite(t)
+        t = torch.where(ok, t, 0.0)
         xs_new = xs + t[:, None] * p
         xs_new[~full, blocking[~full]] = 0.0
         xs_new = torch.where(valid, xs_new.clamp(min=0.0), 0.0)
