@@ -208,9 +208,9 @@ def gap_scale(Y, A, alpha, cross=None):
 # on degenerate atoms, samples on atoms, magnitudes 1e±150 and float32)
 GAP_NOISE = 2.0**-48
 
-# float64's unit roundoff: a sum of k products is trusted where it exceeds
-# about k times this times the sum of their magnitudes (the active sets'
-# curvature along a singular support's direction)
+# float64's unit roundoff: a sum of products is trusted where it exceeds
+# this times the sum of their magnitudes, its typical rounding (the active
+# sets' curvature along a singular support's direction)
 UNIT_ROUNDING = 2.0**-53
 
 # the rounding a frame puts into a code's gap, relative to the magnitude of

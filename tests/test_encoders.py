@@ -755,8 +755,11 @@ def test_exact_encoder_shares_the_weight_of_nearly_equal_atoms(fast_backend):
     # them to a vertex of the segment (up to 2e-8 of the vertex scale above
     # optimal, with an iteration-cap warning); they now stop at the minimum
     # along it. Closer pairs (1e-8) have a curvature below the Gram form's
-    # rounding and still end at a vertex, with a warning
-    for seed in range(8):
+    # rounding and still end at a vertex, with a warning. Seeds 10 and 13
+    # hold pairs 1e-7 apart whose curvature a worst-case bound on its
+    # rounding did not trust: their samples went from one atom of the pair
+    # to the other until the iteration cap
+    for seed in [*range(6), 10, 13]:
         rng = np.random.default_rng(seed)
         d, m0 = int(rng.integers(2, 6)), int(rng.integers(3, 7))
         B = rng.standard_normal((m0, d))
@@ -772,3 +775,28 @@ def test_exact_encoder_shares_the_weight_of_nearly_equal_atoms(fast_backend):
             # certified gap (tol = 1e-10 of the vertex scale)
             best = np.array([_best_support_objective(y, A, alpha) for y in Y])
             assert np.all(f - best <= 1e-10 * scale), (seed, alpha)
+
+
+def test_exact_encoder_certifies_samples_between_nearly_equal_atoms(fast_backend):
+    # samples inside triangles of a pair of atoms 1e-6 apart and a third
+    # atom: the pair's small pivot comes before the atom that enters, and
+    # the step between the pair used to drop that atom (at zero weight, as
+    # it enters) with the coordinates it turned to zero, so that it
+    # entered again and again, to the iteration cap (13 of these 840
+    # samples were left uncertified)
+    from sklearn_wlsc._backends import get_backend
+    from sklearn_wlsc._dict_learning import encode_pass
+
+    for seed in [10, 12, 15, 21, 33, 39, 41]:
+        rng = np.random.default_rng(seed)
+        d, m0 = int(rng.integers(2, 6)), int(rng.integers(3, 7))
+        B = rng.standard_normal((m0, d))
+        which = rng.choice(m0, size=min(2, m0), replace=False)
+        twins = B[which] + 1e-6 * rng.standard_normal((len(which), d))
+        A = np.vstack([B, twins])
+        corners = np.stack([B[which], twins, B[(which + 1) % m0]], axis=1)
+        weights = rng.dirichlet(np.ones(3), size=20)
+        Y = np.einsum("ik,ikd->id", weights, corners[np.arange(20) % len(which)])
+        for alpha in (0.0, 0.1):
+            result = encode_pass(Y, A, alpha, get_backend(fast_backend), warn=False)
+            assert np.all(result.gap <= 1e-10), (seed, alpha, result.gap.max())

@@ -789,7 +789,7 @@ def _singular_supports(rng, b=40, m=9, d=3):
 def test_pivoted_support_step_follows_a_flat_downhill_direction(rng):
     A, G, sup, valid, g = _singular_supports(rng)
     shift = _objective.robust_shift(np.diag(A @ A.T))
-    p, singular, reach, ok = tb._pivoted_support_step(G, g, sup, valid, shift, 1e-12 * 2 * shift)
+    p, singular, reach, _, ok = tb._pivoted_support_step(G, g, sup, valid, shift, 1e-12 * 2 * shift)
     assert singular.all() and ok.all()
     # flat, to rounding: followed to the boundary (or as good as)
     assert bool((reach > 1e6).all())
@@ -818,7 +818,7 @@ def test_pivoted_support_step_is_newtons_on_regular_supports(rng):
     C = torch.from_numpy(rng.standard_normal((30, m)))
     shift = _objective.robust_shift(np.diag(A @ A.T))
     eps = 1e-12 * 2 * shift
-    p, singular, reach, ok = tb._pivoted_support_step(G, X @ G - C, sup, valid, shift, eps)
+    p, singular, reach, _, ok = tb._pivoted_support_step(G, X @ G - C, sup, valid, shift, eps)
     assert ok.all() and not singular.any() and bool((reach == 1.0).all())
     p_lapack, ok_lapack = tb._newton_step(G, X @ G - C, sup, valid, shift, eps)
     assert ok_lapack.all()
@@ -848,7 +848,7 @@ def test_pivoted_support_step_stops_at_the_minimum_between_nearly_equal_atoms(rn
     valid = torch.ones_like(sup, dtype=torch.bool)
     g = torch.from_numpy(rng.standard_normal((2, m)))
     shift = _objective.robust_shift(np.diag(A @ A.T))
-    p, singular, reach, ok = tb._pivoted_support_step(G, g, sup, valid, shift, 1e-12 * 2 * shift)
+    p, singular, reach, _, ok = tb._pivoted_support_step(G, g, sup, valid, shift, 1e-12 * 2 * shift)
     assert singular.all() and ok.all() and bool(torch.isfinite(reach).all())
     for i in range(2):
         full = np.zeros(m)

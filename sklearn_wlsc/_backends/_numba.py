@@ -524,6 +524,11 @@ def active_set_row(
     factored = 0
     it = 0
     gap = np.inf
+    # the atom whose weight the next step holds: after a step that stopped
+    # at the minimum along the direction between nearly equal atoms, the
+    # rest of the support is solved for with it held, and the two steps
+    # alternate until the gap is certified
+    frozen = -1
     while True:
         if not solve:
             nu = 0.0
@@ -554,22 +559,46 @@ def active_set_row(
         solve = False
         while it < max_iter:
             it += 1
-            r = _cholesky(G, sup, ns, shift, eps, Lc, factored)
-            factored = r
-            if r == ns:
-                # Newton step to the minimizer on the support
-                for a in range(ns):
+            line_stop = False
+            pivot_atom = -1
+            if frozen >= 0:
+                # Newton's step on the support with the weight of `frozen`
+                # held: moved to the end, the rest is factored on its own
+                ns_solve = ns - 1
+                a = pos[frozen]
+                if a != ns_solve:
+                    j = sup[ns_solve]
+                    sup[a] = j
+                    pos[j] = a
+                    sup[ns_solve] = frozen
+                    pos[frozen] = ns_solve
+                    if a < factored:
+                        factored = a
+                frozen = -1
+                r = _cholesky(G, sup, ns_solve, shift, eps, Lc, factored)
+                factored = r
+                if r < ns_solve:
+                    break  # the rest is singular too: back to the gap
+                p[ns_solve] = 0.0
+            else:
+                ns_solve = ns
+                r = _cholesky(G, sup, ns, shift, eps, Lc, factored)
+                factored = r
+            if r == ns_solve:
+                # Newton step to the minimizer on the support (or on its
+                # part that is not held)
+                for a in range(ns_solve):
                     u[a] = g[sup[a]]
                     w[a] = 1.0
-                _cholesky_solve(Lc, ns, u)
-                _cholesky_solve(Lc, ns, w)
+                _cholesky_solve(Lc, ns_solve, u)
+                _cholesky_solve(Lc, ns_solve, w)
                 su = 0.0
                 sw = 0.0
-                for a in range(ns):
+                for a in range(ns_solve):
                     su += u[a]
                     sw += w[a]
                 mu = su / sw
-                for a in range(ns):
+                for a in range(ns_solve):
                     p[a] = mu * w[a] - u[a]
                 t = 1.0
             else:
@@ -604,7 +633,7 @@ def active_set_row(
                         row_size += abs(G[sup[a], sup[b]] * p[b])
                     curvature += p[a] * row
                     size += abs(p[a]) * row_size
-                trusted = 4.0 * (r + 1) * UNIT_ROUNDING * size < curvature <= eps
+                trusted = UNIT_ROUNDING * size < curvature <= eps
                 if not trusted:
                     p[r] = -1.0
                 slope = 0.0
@@ -614,7 +643,12 @@ def active_set_row(
                     slope = -slope
                     for a in range(r + 1):
                         p[a] = -p[a]
-                t = -slope / curvature if trusted else np.inf
+                if trusted:
+                    t = -slope / curvature
+                    line_stop = True
+                    pivot_atom = sup[r]
+                else:
+                    t = np.inf
             blocking = -1
             for a in range(ns):
                 if p[a] < 0.0:
@@ -622,7 +656,7 @@ def active_set_row(
                     if ta < t:
                         t = ta
                         blocking = a
-            if blocking < 0 and r != ns and not t < np.inf:
+            if blocking < 0 and r != ns_solve and not t < np.inf:
                 break  # cannot happen on the simplex; guard against loops
             for a in range(ns):
                 x[sup[a]] += t * p[a]
@@ -631,7 +665,10 @@ def active_set_row(
             kept = 0
             for a in range(ns):
                 j = sup[a]
-                if x[j] > 0.0:
+                # a coordinate the step left alone stays, at zero too: the
+                # one that just entered, when a singular support's step
+                # moved only the atoms before it
+                if x[j] > 0.0 or (p[a] == 0.0 and a != blocking):
                     sup[kept] = j
                     pos[j] = kept
                     kept += 1
@@ -659,7 +696,11 @@ def active_set_row(
             for a in range(ns):
                 x[sup[a]] /= total
             _gradient(G, c, x, sup, ns, g)
-            if blocking < 0:
+            if line_stop and blocking < 0 and pos[pivot_atom] >= 0:
+                # stopped between nearly equal atoms: the rest of the
+                # support next, with this atom's weight held
+                frozen = pivot_atom
+            elif blocking < 0:
                 break
     total = 0.0
     for a in range(ns):

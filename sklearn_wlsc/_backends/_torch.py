@@ -484,6 +484,8 @@ def _pivoted_support_step(G, g, sup, valid, shift, eps):
     reach : Tensor of shape (b,)
         How far to follow ``p`` at most: 1 for Newton's step, the minimum
         along the direction, or infinity (to the boundary).
+    pivot : Tensor of shape (b,)
+        The atom at the small pivot (−1 where there is none).
     ok : Tensor of shape (b,)
         Rows with a finite step (a small first pivot gives none).
     """
@@ -528,7 +530,7 @@ def _pivoted_support_step(G, g, sup, valid, shift, eps):
     G_sup = torch.where(both, G[sup[:, :, None], sup[:, None, :]], 0.0)
     curvature = (flat * (G_sup @ flat[..., None])[..., 0]).sum(dim=1)
     size = (flat.abs() * (G_sup.abs() @ flat.abs()[..., None])[..., 0]).sum(dim=1)
-    trusted = (curvature > 4.0 * (r_safe + 1) * UNIT_ROUNDING * size) & (curvature <= eps)
+    trusted = (curvature > UNIT_ROUNDING * size) & (curvature <= eps)
     flat = torch.where(at_pivot & ~trusted[:, None], -1.0, flat)
     slope = (g_sup * flat).sum(dim=1)
     flat = torch.where((slope > 0)[:, None], -flat, flat)
@@ -536,7 +538,8 @@ def _pivoted_support_step(G, g, sup, valid, shift, eps):
     reach = torch.where(singular, along, 1.0)
     p = torch.where(valid, torch.where(singular[:, None], flat, newton), 0.0)
     ok = (r > 0) & torch.isfinite(p).all(dim=1)
-    return p, singular, reach, ok
+    pivot = torch.where(singular, sup.gather(1, r_safe[:, None])[:, 0], -1)
+    return p, singular, reach, pivot, ok
 
 
 def _compact(sup, keep):
@@ -586,6 +589,11 @@ def _active_set(G, C, X, tol, shift, eps, max_steps, noise, free_first=None):
     limit = torch.full((X.shape[0],), max_steps, device=X.device)
     if free_first is not None:
         limit += free_first.to(limit.dtype)
+    # the atom whose weight a row's next step holds (−1: none), after a
+    # step that stopped at the minimum between nearly equal atoms: the rest
+    # of its support is solved for next, and the two steps alternate, as
+    # the numba kernel does
+    frozen = torch.full((X.shape[0],), -1, dtype=torch.long, device=X.device)
     n_steps = 0
     while rows.numel() and n_steps < int(limit.max()):
         n_steps += 1
@@ -593,16 +601,19 @@ def _active_set(G, C, X, tol, shift, eps, max_steps, noise, free_first=None):
         noise_rows = noise.rows(rows)
         xs = x.gather(1, sup) * valid
         g_rows = x @ G - c
-        p, ok = _newton_step(G, g_rows, sup, valid, shift, eps)
+        held = valid & (sup == frozen[:, None])
+        p, ok = _newton_step(G, g_rows, sup, valid & ~held, shift, eps)
         singular = torch.zeros_like(ok)
         reach = torch.ones_like(f_old)
-        if not bool(ok.all()):
+        pivot = torch.full_like(frozen, -1)
+        bad = ~ok & (frozen < 0)
+        if bool(bad.any()):
             # a support LAPACK finds singular (atoms affinely dependent, or
             # a system too ill-conditioned for its pivots): the numba
             # kernel's factorization decides, and a singular support is left
             # along a direction of zero curvature, to the boundary
-            bad = torch.nonzero(~ok).flatten()
-            p[bad], singular[bad], reach[bad], ok[bad] = _pivoted_support_step(
+            bad = torch.nonzero(bad).flatten()
+            p[bad], singular[bad], reach[bad], pivot[bad], ok[bad] = _pivoted_support_step(
                 G, g_rows[bad], sup[bad], valid[bad], shift, eps
             )
         ratio = torch.where(valid & (p < 0), xs / -p, torch.inf)
@@ -627,10 +638,17 @@ def _active_set(G, C, X, tol, shift, eps, max_steps, noise, free_first=None):
         X[rows] = torch.where(ok[:, None], x_new, x)
         gap[rows] = torch.where(ok, gap_new, gap[rows])
         f[rows] = torch.where(ok, f_new, f_old)
-        # grow the support of rows at their support's minimizer
+        # grow the support of rows at their support's minimizer; a row that
+        # stopped at the minimum between nearly equal atoms solves for the
+        # rest of its support first
+        line_stop = ok & singular & full & torch.isfinite(reach)
         j = g_new.argmin(dim=1)
-        keep = valid & (xs_new > 0)
-        grow = ok & full & ~certified
+        # a coordinate the step left alone stays, at zero too: the one that
+        # just entered, when a singular support's step moved only the atoms
+        # before it (as in the numba kernel)
+        blocked = torch.zeros_like(valid).scatter_(1, blocking[:, None], (~full)[:, None])
+        keep = valid & ((xs_new > 0) | ((p == 0) & ~blocked))
+        grow = ok & full & ~certified & ~line_stop
         # a row whose best coordinate is in its support already takes
         # Newton's step again, which refines its point (as the numba
         # kernel's loop does), for as long as that moves it
@@ -642,6 +660,7 @@ def _active_set(G, C, X, tol, shift, eps, max_steps, noise, free_first=None):
             break
         sup, valid = _compact(sup[go_on], keep[go_on])
         grow, j = grow[go_on], j[go_on]
+        frozen = torch.where(line_stop, pivot, -1)[go_on]
         counts = valid.sum(dim=1)
         if bool((grow & (counts == sup.shape[1])).any()):
             sup = torch.cat([sup, sup[:, :1]], dim=1)
