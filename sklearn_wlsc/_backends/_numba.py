@@ -529,6 +529,12 @@ def active_set_row(
     # rest of the support is solved for with it held, and the two steps
     # alternate until the gap is certified
     frozen = -1
+    # the atom a flat step last dropped, and how often the gap asked for
+    # such an atom again: past a few times the row is going from one atom
+    # of a pair to the other, whose difference is below rounding (atoms
+    # about 1e-8 apart), and stops
+    flat_drop = -1
+    returns = 0
     while True:
         if not solve:
             nu = 0.0
@@ -553,6 +559,11 @@ def active_set_row(
             if gap <= tol or it >= max_iter:
                 break
             if pos[k] < 0:
+                if k == flat_drop:
+                    returns += 1
+                    if returns > 3:
+                        break
+                flat_drop = -1
                 sup[ns] = k
                 pos[k] = ns
                 ns += 1
@@ -560,6 +571,7 @@ def active_set_row(
         while it < max_iter:
             it += 1
             line_stop = False
+            flat = False
             pivot_atom = -1
             if frozen >= 0:
                 # Newton's step on the support with the weight of `frozen`
@@ -649,6 +661,7 @@ def active_set_row(
                     pivot_atom = sup[r]
                 else:
                     t = np.inf
+                    flat = True
             blocking = -1
             for a in range(ns):
                 if p[a] < 0.0:
@@ -662,6 +675,8 @@ def active_set_row(
                 x[sup[a]] += t * p[a]
             if blocking >= 0:
                 x[sup[blocking]] = 0.0
+                if flat:
+                    flat_drop = sup[blocking]
             kept = 0
             for a in range(ns):
                 j = sup[a]
@@ -678,10 +693,17 @@ def active_set_row(
                     if a < factored:
                         factored = a
             ns = kept
-            if ns == 0:
-                # rounding emptied the support (the linear term dwarfing the
-                # quadratic one, at a huge alpha): restart from the best
-                # vertex rather than divide by an empty sum
+            total = 0.0
+            for a in range(ns):
+                total += x[sup[a]]
+            if not total > 0.0:
+                # rounding emptied the support, or left only coordinates of
+                # zero weight (the linear term dwarfing the quadratic one, at
+                # a huge alpha): restart from the best vertex rather than
+                # divide by an empty sum
+                for a in range(ns):
+                    x[sup[a]] = 0.0
+                    pos[sup[a]] = -1
                 ns = _best_vertex(G, c, x, sup, pos)
                 factored = 0
                 _gradient(G, c, x, sup, ns, g)
@@ -690,9 +712,6 @@ def active_set_row(
             # keep Σx = 1 only to rounding, and on ill-conditioned supports
             # the drift grew step by step into the gap (false iteration-cap
             # warnings on codes that were optimal)
-            total = 0.0
-            for a in range(ns):
-                total += x[sup[a]]
             for a in range(ns):
                 x[sup[a]] /= total
             _gradient(G, c, x, sup, ns, g)

@@ -594,19 +594,25 @@ def _active_set(G, C, X, tol, shift, eps, max_steps, noise, free_first=None):
     # of its support is solved for next, and the two steps alternate, as
     # the numba kernel does
     frozen = torch.full((X.shape[0],), -1, dtype=torch.long, device=X.device)
+    # the atom a flat step last dropped, and how often the gap asked for
+    # such an atom again: past a few times the row is going from one atom
+    # of a pair to the other, whose difference is below rounding, and stops
+    # (as the numba kernel does)
+    flat_drop = torch.full_like(frozen, -1)
+    returns = torch.zeros_like(frozen)
     n_steps = 0
     while rows.numel() and n_steps < int(limit.max()):
         n_steps += 1
         x, c, tl, f_old = X[rows], C[rows], tol[rows], f[rows]
         noise_rows = noise.rows(rows)
         xs = x.gather(1, sup) * valid
-        g_rows = x @ G - c
+        g_rows = g
         held = valid & (sup == frozen[:, None])
         p, ok = _newton_step(G, g_rows, sup, valid & ~held, shift, eps)
         singular = torch.zeros_like(ok)
         reach = torch.ones_like(f_old)
         pivot = torch.full_like(frozen, -1)
-        bad = ~ok & (frozen < 0)
+        bad = ~ok
         if bool(bad.any()):
             # a support LAPACK finds singular (atoms affinely dependent, or
             # a system too ill-conditioned for its pivots): the numba
@@ -642,6 +648,9 @@ def _active_set(G, C, X, tol, shift, eps, max_steps, noise, free_first=None):
         # stopped at the minimum between nearly equal atoms solves for the
         # rest of its support first
         line_stop = ok & singular & full & torch.isfinite(reach)
+        dropped = sup.gather(1, blocking[:, None])[:, 0]
+        flat = ok & singular & ~full & torch.isinf(reach)
+        flat_drop = torch.where(flat, dropped, flat_drop)
         j = g_new.argmin(dim=1)
         # a coordinate the step left alone stays, at zero too: the one that
         # just entered, when a singular support's step moved only the atoms
@@ -655,12 +664,18 @@ def _active_set(G, C, X, tol, shift, eps, max_steps, noise, free_first=None):
         stuck = grow & ((sup == j[:, None]) & keep).any(dim=1)
         grow &= ~stuck
         stuck &= ~(x_new != x).any(dim=1)
+        returns += grow & (j == flat_drop)
+        stuck |= grow & (returns > 3)
+        grow &= returns <= 3
+        flat_drop = torch.where(grow, -1, flat_drop)
         go_on = ok & ~certified & ~stuck & (n_steps < limit[rows])
         if not bool(go_on.any()):
             break
         sup, valid = _compact(sup[go_on], keep[go_on])
         grow, j = grow[go_on], j[go_on]
         frozen = torch.where(line_stop, pivot, -1)[go_on]
+        flat_drop, returns = flat_drop[go_on], returns[go_on]
+        g = torch.where(ok[:, None], g_new, g_rows)[go_on]
         counts = valid.sum(dim=1)
         if bool((grow & (counts == sup.shape[1])).any()):
             sup = torch.cat([sup, sup[:, :1]], dim=1)
