@@ -485,8 +485,11 @@ def active_set_row(
     constrained problem on the support (a Newton step on
     ``G[S,S] + shift·11ᵀ``, whose value on the simplex differs from the
     objective by a constant) and drops coordinates that would turn
-    negative. A zero-curvature direction, met when atoms are affinely
-    dependent, is followed to the boundary instead. The Cholesky factor of
+    negative. At a small pivot (an atom affinely dependent on the ones
+    before it in the support, or nearly so) the direction through it is
+    followed instead: to the boundary where it is flat to rounding, else to
+    the minimum along it, after which the rest of the support is solved for
+    with that atom's weight held, the two steps alternating. The Cholesky factor of
     the support is updated, not recomputed, as coordinates enter and leave.
     Stops when the Frank–Wolfe gap less its rounding allowance (as
     ``_objective.certified_gap``, from the atoms' norms ``norms``, the
