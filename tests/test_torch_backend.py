@@ -859,3 +859,39 @@ def test_pivoted_support_step_stops_at_the_minimum_between_nearly_equal_atoms(rn
         # the curvature, 1e-12 of the terms it is summed from, has about
         # four correct digits in either computation
         np.testing.assert_allclose(float(reach[i]), -slope / curvature, rtol=1e-3)
+
+
+@pytest.mark.parametrize("seed", [12, 13, 28, 33])
+def test_exact_encoder_settles_rows_between_atoms_closer_than_rounding(seed):
+    # a pair of atoms 1e-8 apart curves less than the Gram form resolves: a
+    # row beside it goes from one atom of the pair to the other, and cannot
+    # be certified. The active set stops it after a few returns, and the
+    # encoder leaves it there instead of running FISTA rounds to max_iter
+    # (which made such calls 10-20 times slower than numba's)
+    rng = np.random.default_rng(seed)
+    d, m0 = int(rng.integers(2, 6)), int(rng.integers(3, 7))
+    B = rng.standard_normal((m0, d))
+    twins = B[rng.integers(0, m0, size=3)] + 1e-8 * rng.standard_normal((3, d))
+    A = np.vstack([B, twins])
+    Y = rng.standard_normal((40, d))
+    center = np.median(A, axis=0)
+    A_c, Y_c = torch.from_numpy(A - center), torch.from_numpy(Y - center)
+    scale = tb.gap_scale(Y_c, A_c, 0.0)
+    max_iter = 20 * len(A) + 100
+    X, gap, n_iter = tb.exact_encode(
+        A_c @ A_c.T,
+        Y_c @ A_c.T,
+        1e-10 * scale,
+        max_iter,
+        y_norms=Y_c.norm(dim=1),
+        alpha=0.0,
+    )
+    assert bool((gap > 1e-10 * scale).any())  # such a row is there
+    assert n_iter <= max_iter // 4
+    # and its code is numba's, to the pair's resolution
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        want = sparse_encode(Y, A, alpha=0.0, backend="numba")
+    f_got, f_scale = _residual_objective(Y, A, X.numpy(), 0.0)
+    f_want, _ = _residual_objective(Y, A, want, 0.0)
+    assert np.all(f_got - f_want <= 1e-9 * f_scale)

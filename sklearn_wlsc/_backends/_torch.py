@@ -579,6 +579,9 @@ def _active_set(G, C, X, tol, shift, eps, max_steps, noise, free_first=None):
     X : Tensor of shape (b, m)
     gap : Tensor of shape (b,)
     n_steps : int
+    settled : Tensor of shape (b,)
+        Rows stopped because they went from one atom of a pair to the other
+        below rounding: no further step certifies them.
     """
     torch = import_torch()
     X = X.clone()
@@ -600,6 +603,7 @@ def _active_set(G, C, X, tol, shift, eps, max_steps, noise, free_first=None):
     # (as the numba kernel does)
     flat_drop = torch.full_like(frozen, -1)
     returns = torch.zeros_like(frozen)
+    settled = torch.zeros(X.shape[0], dtype=torch.bool, device=X.device)
     n_steps = 0
     while rows.numel() and n_steps < int(limit.max()):
         n_steps += 1
@@ -665,7 +669,9 @@ def _active_set(G, C, X, tol, shift, eps, max_steps, noise, free_first=None):
         grow &= ~stuck
         stuck &= ~(x_new != x).any(dim=1)
         returns += grow & (j == flat_drop)
-        stuck |= grow & (returns > 3)
+        swapping = grow & (returns > 3)
+        settled[rows[swapping]] = True
+        stuck |= swapping
         grow &= returns <= 3
         flat_drop = torch.where(grow, -1, flat_drop)
         go_on = ok & ~certified & ~stuck & (n_steps < limit[rows])
@@ -688,7 +694,7 @@ def _active_set(G, C, X, tol, shift, eps, max_steps, noise, free_first=None):
             1, slot[:, None], (grow | valid.gather(1, slot[:, None])[:, 0])[:, None]
         )
         rows = rows[go_on]
-    return X, gap, n_steps
+    return X, gap, n_steps, settled
 
 
 def exact_encode(
@@ -791,7 +797,7 @@ def exact_encode(
         # rows at their best vertex take their first step as the numba
         # kernel does, without counting it
         free_first = at_vertex[todo] if first_round and warm_steps <= 0 else None
-        x_p, gap_p, steps = _active_set(
+        x_p, gap_p, steps, settled = _active_set(
             G,
             c,
             x,
@@ -818,7 +824,9 @@ def exact_encode(
         x = torch.where(use_p[:, None], x_p, x)
         g = torch.where(use_p, gap_p, gap_f)
         X[todo], Z[todo], t[todo], gap[todo] = x, z, tt, g
-        todo = todo[g > tl]
+        # rows the active set settled between atoms closer than rounding
+        # are as good as FISTA's rounds can make them
+        todo = todo[(g > tl) & ~(settled & use_p)]
     return X, gap, n_iter
 
 
