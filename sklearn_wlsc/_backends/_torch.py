@@ -426,6 +426,16 @@ def _gap(X, G, C, noise):
     return (gap - GAP_NOISE * (magnitude + noise.shift)).clamp(min=0.0), g
 
 
+def _support_system(G, sup, valid, shift):
+    """Each row's support system ``G_SS + shift·11ᵀ``, gathered into a
+    ``k × k`` block padded with ``shift·I`` (shape (b, k, k)), and the mask
+    of its entries between valid coordinates."""
+    torch = import_torch()
+    both = valid[:, :, None] & valid[:, None, :]
+    M = torch.where(both, G[sup[:, :, None], sup[:, None, :]] + shift, 0.0)
+    return M + torch.diag_embed(torch.where(valid, 0.0, shift).to(M.dtype)), both
+
+
 def _newton_step(G, g, sup, valid, shift, eps):
     """Newton's step to the minimizer of ``½ xᵀGx − c·x`` subject to
     ``Σx = 1`` and ``x_j = 0`` off each row's support, batched, from a
@@ -443,9 +453,7 @@ def _newton_step(G, g, sup, valid, shift, eps):
     (every pivot above ``eps``).
     """
     torch = import_torch()
-    both = valid[:, :, None] & valid[:, None, :]
-    M = torch.where(both, G[sup[:, :, None], sup[:, None, :]] + shift, 0.0)
-    M = M + torch.diag_embed(torch.where(valid, 0.0, shift).to(M.dtype))
+    M, _ = _support_system(G, sup, valid, shift)
     Lc, info = torch.linalg.cholesky_ex(M)
     ok = (info == 0) & (Lc.diagonal(dim1=1, dim2=2).square().amin(dim=1) > eps)
     g_sup = torch.where(valid, g.gather(1, sup), 0.0)
@@ -491,9 +499,7 @@ def _pivoted_support_step(G, g, sup, valid, shift, eps):
     """
     torch = import_torch()
     b, k = sup.shape
-    both = valid[:, :, None] & valid[:, None, :]
-    M = torch.where(both, G[sup[:, :, None], sup[:, None, :]] + shift, 0.0)
-    M = M + torch.diag_embed(torch.where(valid, 0.0, shift).to(M.dtype))
+    M, both = _support_system(G, sup, valid, shift)
     Lc = torch.zeros_like(M)
     r = torch.full((b,), k, dtype=torch.long, device=M.device)
     for a in range(k):
