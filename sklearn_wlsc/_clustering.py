@@ -22,7 +22,7 @@ from sklearn.base import (
     TransformerMixin,
     _fit_context,
 )
-from sklearn.cluster import KMeans
+from sklearn.cluster import AgglomerativeClustering, KMeans
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -127,6 +127,92 @@ def _graph_components(XtX, s, min_mass=None):
     heavy = mass >= min_mass
     core[idx] = heavy[labels]
     return int(n_comp), core, int(heavy.sum())
+
+
+def _mass_on(codes, atoms):
+    """Each row's code mass on the atoms of the boolean mask ``atoms``."""
+    if sparse.issparse(codes):
+        return np.asarray(codes[:, np.flatnonzero(atoms)].sum(axis=1)).ravel()
+    return np.asarray(codes)[:, atoms].sum(axis=1)
+
+
+def _unit_scaled(*arrays):
+    """The arrays in float64, divided by one power of two of their largest
+    magnitude (exactly), so that distances between their rows neither
+    overflow nor underflow."""
+    arrays = [np.asarray(a, dtype=np.float64) for a in arrays]
+    top = max(float(np.abs(a).max(initial=0.0)) for a in arrays)
+    e = np.frexp(top)[1] if top > 0 and np.isfinite(top) else 0
+    return [np.ldexp(a, -e) for a in arrays]
+
+
+def _nearest_rows(Q, P, chunk=2048):
+    """For each row of ``Q``, the index of the nearest row of ``P``
+    (Euclidean), at any magnitude."""
+    Q, P = _unit_scaled(Q, P)
+    p_sq = np.einsum("ij,ij->i", P, P)
+    out = np.empty(Q.shape[0], dtype=np.intp)
+    for start in range(0, Q.shape[0], chunk):
+        part = Q[start : start + chunk]
+        # ‖q − p‖² − ‖q‖²: the row's own norm does not change the argmin
+        out[start : start + chunk] = (p_sq[None, :] - 2.0 * (part @ P.T)).argmin(axis=1)
+    return out
+
+
+def _pairwise_distances(P):
+    """Euclidean distances between the rows of ``P``, at any magnitude (in
+    units of a power of two)."""
+    (P,) = _unit_scaled(P)
+    sq = np.einsum("ij,ij->i", P, P)
+    D2 = sq[:, None] + sq[None, :] - 2.0 * (P @ P.T)
+    np.fill_diagonal(D2, 0.0)
+    return np.sqrt(np.maximum(D2, 0.0))
+
+
+def _piece_groups(codes, core, atoms, n_groups):
+    """Join the kept pieces of the sample–atom graph into ``n_groups`` groups.
+
+    The pieces are the connected components of the graph through the
+    ``core`` atoms; two pieces are as far apart as their nearest atoms
+    (rows of ``atoms``, in the coders' input space), and single linkage
+    joins the nearest pieces first, the graph's own notion of adjacency
+    carried across its gaps. Returns the group of each atom (``-1`` for
+    atoms outside the kept graph).
+    """
+    idx = np.flatnonzero(core)
+    XtX, _ = _gram(codes)
+    _, piece = connected_components(sparse.csr_matrix(XtX[np.ix_(idx, idx)] > 0), directed=False)
+    order = np.argsort(piece, kind="stable")
+    starts = np.flatnonzero(np.r_[True, np.diff(piece[order]) != 0])
+    D = _pairwise_distances(atoms[idx[order]])
+    between = np.minimum.reduceat(np.minimum.reduceat(D, starts, axis=0), starts, axis=1)
+    groups = AgglomerativeClustering(n_groups, metric="precomputed", linkage="single").fit_predict(
+        between
+    )
+    atom_group = np.full(codes.shape[1], -1, dtype=np.intp)
+    atom_group[idx] = groups[piece]
+    return atom_group
+
+
+def _heaviest_atoms(codes):
+    """The atom carrying each row's largest code weight."""
+    if sparse.issparse(codes):
+        return np.asarray(codes.argmax(axis=1)).ravel()
+    return np.asarray(codes).argmax(axis=1)
+
+
+def _atom_labels(codes, labels, n_clusters):
+    """The cluster of each atom: the one whose samples put the most code
+    mass on it (``-1`` for atoms no sample uses)."""
+    n = codes.shape[0]
+    onehot = sparse.csr_matrix(
+        (np.ones(n), (np.arange(n), labels)), shape=(n, n_clusters), dtype=np.float64
+    )
+    votes = safe_sparse_dot(codes.T, onehot, dense_output=True)
+    votes = np.asarray(votes)
+    out = votes.argmax(axis=1).astype(np.intp)
+    out[votes.max(axis=1) <= 0] = -1
+    return out
 
 
 def simplex_spectral_projection(XtX, s, n_components, core=None):
@@ -537,7 +623,7 @@ class SimplexSpectralEmbedding(
                 f"singular vectors of codes with n_features={m}; the last "
                 f"{self.n_components - max(m - 1, 0)} columns of the embedding are zero.",
                 UserWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
         XtX, s = _gram(X)
         # a row on the simplex carries mass one: Σ s / m is n / m without isolated rows
@@ -832,7 +918,13 @@ class SimplexSpectralClustering(RejectsBoolCounts, ClusterMixin, BaseEstimator):
     embedding_ : SimplexSpectralEmbedding
         The fitted embedding of the training codes (:meth:`encode`).
     kmeans_ : KMeans
-        The fitted k-means on the embedding.
+        The fitted k-means on the embedded samples of the kept graph.
+    atom_labels_ : ndarray of shape (n_dictionaries * n_atoms_,)
+        Cluster of each atom of the joined dictionaries (the columns of
+        :meth:`encode`): the one whose training samples put the most code
+        mass on it; ``-1`` for atoms outside the kept graph. The atoms and
+        the samples are clustered together (a co-clustering of the
+        bipartite graph).
     n_atoms_ : int
         Number of atoms used.
     alpha_ : float
@@ -877,7 +969,22 @@ class SimplexSpectralClustering(RejectsBoolCounts, ClusterMixin, BaseEstimator):
     the moons as one cluster and the group as the other (as k-means and
     :class:`~sklearn.cluster.SpectralClustering` with a kNN graph do).
     Passing ``n_components`` (for example ``2 c``) turns the rule off, and
-    the moons are split again.
+    the moons are split again. When there are more pieces than clusters
+    (``p > c``), the indicator vectors put every piece as far from every
+    other, so k-means alone would join pieces at random: k-means then
+    starts from the ``c`` groups that single linkage makes of the pieces,
+    two pieces being as far apart as their nearest atoms (the gaps of the
+    graph are bridged shortest first).
+
+    **Samples outside the kept graph.** A sample whose code puts no mass on
+    the kept graph (its piece is lighter than ``min_support``; or, in
+    :meth:`predict`, a new sample coded on such atoms only) embeds at the
+    origin, where k-means would give every such sample the one cluster
+    nearest the origin. These samples take instead the cluster of the
+    nearest atom (in the coders' input space) of ``atom_labels_``, and
+    k-means is fitted without them. On small data (a few samples per
+    atom) many samples are in such pieces: 15 samples in three blobs left
+    up to 4 of them outside, all put in one cluster before this rule.
 
     With ``n_dictionaries=1``, without standardization and subsampling,
     ``fit`` is exactly the pipeline ``WeightedL1SparseCoder(m, alpha=α,
@@ -886,7 +993,9 @@ class SimplexSpectralClustering(RejectsBoolCounts, ClusterMixin, BaseEstimator):
     diffusion_time=t)``, ``KMeans(n_clusters, n_init=n_init,
     random_state=random_state)``, with ``k`` the ``n_components_`` used and
     ``t`` the ``diffusion_time`` given (``0`` when the graph falls apart into
-    ``c`` or more pieces, above).
+    ``c`` or more pieces, above), for samples whose codes reach the kept
+    graph, when every training sample does and the graph has at most ``c``
+    pieces (above).
 
     The dictionary is a landmark set and the codes the landmark
     representation of landmark-based spectral clustering (Cai and Chen,
@@ -1049,7 +1158,7 @@ class SimplexSpectralClustering(RejectsBoolCounts, ClusterMixin, BaseEstimator):
                 f"dictionary size for n_clusters={self.n_clusters}): the extra "
                 "atoms start as mixtures of samples and may stay unused.",
                 UserWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
         self.coders_ = []
         for seed in seeds:
@@ -1083,12 +1192,13 @@ class SimplexSpectralClustering(RejectsBoolCounts, ClusterMixin, BaseEstimator):
         ).set_output(transform="default")
         self.embedding_.fit(codes)
         n_pieces = self.embedding_.n_core_components_
-        if (
+        pieces = (
             self.n_components is None
             and self.diffusion_time == "auto"
             and self.n_clusters >= 2
             and n_pieces >= self.n_clusters
-        ):
+        )
+        if pieces:
             # the graph falls apart into at least c pieces: cluster the pieces
             # (the indicator vectors, σ = 1), not the structure within them,
             # which would outweigh small pieces next to a large one
@@ -1098,14 +1208,54 @@ class SimplexSpectralClustering(RejectsBoolCounts, ClusterMixin, BaseEstimator):
             ).set_output(transform="default")
             self.embedding_.fit(codes)
         U = self.embedding_.transform(codes)
+        # samples in dropped (lighter) pieces embed at the origin: k-means
+        # runs on the others, and they take the cluster of the nearest atom
+        # of the kept graph (see Notes)
+        inside = _mass_on(codes, self.embedding_.core_atoms_) > 0
+        graph_kept = np.count_nonzero(inside) >= self.n_clusters
+        if not graph_kept:
+            # the kept graph has too few samples to cluster: k-means on all
+            inside[:] = True
+        init, n_init = "k-means++", self.n_init
+        if pieces and n_pieces > self.n_clusters:
+            # more pieces than clusters: start k-means from the groups that
+            # single linkage makes of the pieces, not from indicator
+            # vectors all as far from each other
+            atom_group = _piece_groups(
+                codes, self.embedding_.core_atoms_, self._atoms(), self.n_clusters
+            )
+            group = atom_group[_heaviest_atoms(codes[inside])]
+            init = np.array([U[inside][group == g].mean(axis=0) for g in range(self.n_clusters)])
+            n_init = 1
         self.kmeans_ = KMeans(
-            self.n_clusters, n_init=self.n_init, random_state=self.random_state
-        ).fit(U)
+            self.n_clusters, init=init, n_init=n_init, random_state=self.random_state
+        ).fit(U[inside])
         # the labels predict gives (k-means breaks ties between equal
         # centers differently in fit and in predict)
-        self.labels_ = self.kmeans_.predict(U)
+        labels = self.kmeans_.predict(U)
+        self.atom_labels_ = np.full(codes.shape[1], -1, dtype=np.intp)
+        if graph_kept:
+            self.atom_labels_ = _atom_labels(codes[inside], labels[inside], self.n_clusters)
+        self.labels_ = self._place_outside(Y, codes, labels)
         self.n_iter_ = max(coder.n_iter_ for coder in self.coders_)
         return self
+
+    def _atoms(self):
+        """The atoms of every coder, stacked as the columns of the codes."""
+        return np.vstack([coder.components_ for coder in self.coders_])
+
+    def _place_outside(self, Y, codes, labels):
+        """``labels``, with the samples that carry no mass on the kept graph
+        given the cluster of the nearest atom that has one (``Y``: the
+        scaled samples)."""
+        labeled = np.flatnonzero(self.atom_labels_ >= 0)
+        if labeled.size == 0:
+            return labels
+        outside = _mass_on(codes, self.embedding_.core_atoms_) == 0
+        if outside.any():
+            nearest = _nearest_rows(Y[outside], self._atoms()[labeled])
+            labels[outside] = self.atom_labels_[labeled[nearest]]
+        return labels
 
     def _encode(self, Y):
         """Concatenated codes of (scaled) ``Y`` on every dictionary, over ``R``."""
@@ -1150,5 +1300,9 @@ class SimplexSpectralClustering(RejectsBoolCounts, ClusterMixin, BaseEstimator):
         labels : ndarray of shape (n_samples,)
             Index of the cluster of each sample.
         """
-        codes = self.encode(X)
-        return self.kmeans_.predict(self.embedding_.transform(codes))
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=_FLOATS, reset=False)
+        Y = self.scaler_.transform(X) if self.scaler_ is not None else X
+        codes = self._encode(Y)
+        labels = self.kmeans_.predict(self.embedding_.transform(codes))
+        return self._place_outside(Y, codes, labels)

@@ -811,3 +811,91 @@ def test_pieces_rule_is_off_with_a_given_n_components():
     split = SimplexSpectralClustering(2, n_components=4, random_state=0).fit(X)
     assert split.n_components_ == 4
     assert adjusted_rand_score(y, split.labels_[:500]) > 0.9
+
+
+# -- samples outside the kept graph, and more pieces than clusters -----------
+
+
+@pytest.mark.parametrize("n", [15, 18, 21, 24])
+def test_clustering_small_blobs_places_every_sample(n):
+    # few samples per atom: samples whose piece of the graph is dropped as
+    # too light must not be lumped into one cluster at the embedding's
+    # origin, and pieces beyond c must be joined by proximity, not at random
+    found_outside = False
+    for seed in range(5):
+        X, y = make_blobs(n, centers=3, n_features=2, cluster_std=0.5, random_state=seed)
+        model = SimplexSpectralClustering(3, random_state=0).fit(X)
+        codes = model.encode(X)
+        core = model.embedding_.core_atoms_
+        found_outside |= bool((np.asarray(codes[:, core].sum(axis=1)).ravel() == 0).any())
+        assert adjusted_rand_score(y, model.labels_) == 1.0
+        np.testing.assert_array_equal(model.predict(X), model.labels_)
+    if n == 15:
+        assert found_outside
+
+
+def test_outside_samples_take_the_cluster_of_the_nearest_labeled_atom():
+    X, _ = make_blobs(15, centers=3, n_features=2, cluster_std=0.5, random_state=0)
+    model = SimplexSpectralClustering(3, random_state=0).fit(X)
+    codes = model.encode(X)
+    outside = np.asarray(codes[:, model.embedding_.core_atoms_].sum(axis=1)).ravel() == 0
+    assert outside.any()
+    atoms = np.vstack([coder.components_ for coder in model.coders_])
+    labeled = np.flatnonzero(model.atom_labels_ >= 0)
+    d = ((X[outside][:, None, :] - atoms[labeled][None, :, :]) ** 2).sum(axis=2)
+    expected = model.atom_labels_[labeled[d.argmin(axis=1)]]
+    np.testing.assert_array_equal(model.labels_[outside], expected)
+    # the same at any magnitude
+    big = SimplexSpectralClustering(3, random_state=0).fit(X * 1e250)
+    np.testing.assert_array_equal(big.labels_, model.labels_)
+
+
+def test_atom_labels_follow_the_samples_that_use_them():
+    X, y = make_blobs(300, centers=[[0, 0], [20, 0], [0, 20]], cluster_std=1.0, random_state=0)
+    model = SimplexSpectralClustering(3, random_state=0).fit(X)
+    assert adjusted_rand_score(y, model.labels_) == 1.0
+    m_total = model.n_dictionaries * model.n_atoms_
+    assert model.atom_labels_.shape == (m_total,)
+    codes = model.encode(X).toarray()
+    used = codes.sum(axis=0) > 0
+    assert np.all(model.atom_labels_[used] >= 0) and np.all(model.atom_labels_[~used] == -1)
+    # far-apart blobs: every sample using an atom shares the atom's cluster
+    for j in np.flatnonzero(used):
+        assert set(model.labels_[codes[:, j] > 0]) == {model.atom_labels_[j]}
+
+
+def test_piece_groups_join_the_nearest_pieces_first():
+    from sklearn_wlsc._clustering import _piece_groups
+
+    # atoms on a line in four pieces: {0, 1} and {3} two apart, {50} and
+    # {52, 53} two apart, the two pairs 47 apart
+    atoms = np.array([[0.0], [1.0], [3.0], [50.0], [52.0], [53.0]])
+    pieces = [[0, 1], [2], [3], [4, 5]]
+    codes = np.zeros((8, 6))
+    for p, members in enumerate(pieces):
+        codes[2 * p : 2 * p + 2, members] = 1.0 / len(members)
+    core = np.ones(6, dtype=bool)
+    groups = _piece_groups(sparse.csr_matrix(codes), core, atoms, 2)
+    assert groups[0] == groups[1] == groups[2] and groups[3] == groups[4] == groups[5]
+    assert groups[0] != groups[3]
+    # atoms outside the kept graph get no group
+    core[5] = False
+    groups = _piece_groups(sparse.csr_matrix(codes), core, atoms, 2)
+    assert groups[5] == -1
+    assert groups[0] == groups[1] == groups[2] and groups[3] == groups[4] != groups[0]
+    # three groups: one of the two short gaps is bridged, never the long one
+    groups = _piece_groups(codes, np.ones(6, dtype=bool), atoms, 3)
+    assert len(set(groups)) == 3 and groups[0] == groups[1] and groups[4] == groups[5]
+    assert (groups[2] == groups[0]) != (groups[3] == groups[4])
+
+
+def test_fit_warnings_point_at_the_caller():
+    rng = np.random.default_rng(0)
+    with pytest.warns(UserWarning, match="smaller than n_atoms") as record:
+        SimplexSpectralClustering(2, n_atoms=5, n_dictionaries=1, random_state=0).fit(
+            rng.random((4, 2))
+        )
+    assert record[0].filename == __file__
+    with pytest.warns(UserWarning, match="exceeds the 2 non-trivial") as record:
+        SimplexSpectralEmbedding(5).fit(rng.random((20, 3)))
+    assert record[0].filename == __file__
