@@ -392,7 +392,9 @@ def test_default_rules():
     assert default_n_atoms(100, 8) == 25  # 3 atoms per cluster at least
     assert default_n_atoms(100_000, 10) == 256  # capped
     assert default_n_atoms(100_000, 100) == 301  # the cap yields to 3 c + 1
-    assert default_n_atoms(5, 2) == 5  # not more atoms than samples
+    assert default_n_atoms(5, 2) == 3  # c + 1 atoms for a handful of samples
+    assert default_n_atoms(20, 3) == 10  # two samples per atom at least
+    assert default_n_atoms(100, 32) == 50
     wine = load_wine().data
     assert needs_standardizing(wine)
     assert not needs_standardizing(StandardScaler().fit_transform(wine))
@@ -899,3 +901,16 @@ def test_fit_warnings_point_at_the_caller():
     with pytest.warns(UserWarning, match="exceeds the 2 non-trivial") as record:
         SimplexSpectralEmbedding(5).fit(rng.random((20, 3)))
     assert record[0].filename == __file__
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_clustering_of_few_samples_per_cluster(seed):
+    # 100 samples in 32 clusters: 3 c + 1 = 97 atoms would make every code
+    # one-hot and drop every piece of one sample; at most n // 2 atoms keep
+    # samples sharing atoms (before: 4 to 7 distinct labels, ARI about 0)
+    X, y = make_blobs(100, centers=32, n_features=2, cluster_std=0.3, random_state=seed)
+    model = SimplexSpectralClustering(32, random_state=0).fit(X)
+    assert model.n_atoms_ == 50
+    assert len(set(model.labels_)) == 32
+    assert adjusted_rand_score(y, model.labels_) > 0.7
+    np.testing.assert_array_equal(model.predict(X), model.labels_)
