@@ -924,8 +924,9 @@ class SimplexSpectralClustering(RejectsBoolCounts, ClusterMixin, BaseEstimator):
         The fitted embedding of the training codes (:meth:`encode`).
     kmeans_ : KMeans
         The fitted k-means on the embedded samples of the kept graph.
-    atom_labels_ : ndarray of shape (n_dictionaries * n_atoms_,)
-        Cluster of each atom of the joined dictionaries (the columns of
+    atom_labels_ : ndarray of shape (R m,)
+        Cluster of each of the ``R m`` atoms of the joined dictionaries
+        (``R = n_dictionaries``, ``m = n_atoms_``; the columns of
         :meth:`encode`): the one whose training samples put the most code
         mass on it; ``-1`` for atoms outside the kept graph. The atoms and
         the samples are clustered together (a co-clustering of the
