@@ -22,7 +22,7 @@ from sklearn.base import (
     TransformerMixin,
     _fit_context,
 )
-from sklearn.cluster import AgglomerativeClustering, KMeans
+from sklearn.cluster import KMeans
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -137,18 +137,26 @@ def _mass_on(codes, atoms):
 
 
 def _unit_scaled(*arrays):
-    """The arrays in float64, divided by one power of two of their largest
-    magnitude (exactly), so that distances between their rows neither
-    overflow nor underflow."""
+    """The arrays in float64, minus the mean row of the last one and
+    divided by one power of two of their largest magnitude (exactly), so
+    that distances between their rows are computed at the scale of their
+    spread, neither overflowing nor underflowing nor lost to an offset."""
     arrays = [np.asarray(a, dtype=np.float64) for a in arrays]
-    top = max(float(np.abs(a).max(initial=0.0)) for a in arrays)
-    e = np.frexp(top)[1] if top > 0 and np.isfinite(top) else 0
-    return [np.ldexp(a, -e) for a in arrays]
+    for _ in range(2):
+        # scaled first, so that the mean cannot overflow; again after
+        # centring, which can leave rows far smaller than before
+        top = max(float(np.abs(a).max(initial=0.0)) for a in arrays)
+        e = np.frexp(top)[1] if top > 0 and np.isfinite(top) else 0
+        arrays = [np.ldexp(a, -e) for a in arrays]
+        if arrays[-1].shape[0]:
+            centre = arrays[-1].mean(axis=0)
+            arrays = [a - centre for a in arrays]
+    return arrays
 
 
 def _nearest_rows(Q, P, chunk=2048):
     """For each row of ``Q``, the index of the nearest row of ``P``
-    (Euclidean), at any magnitude."""
+    (Euclidean), at any magnitude and offset."""
     Q, P = _unit_scaled(Q, P)
     p_sq = np.einsum("ij,ij->i", P, P)
     out = np.empty(Q.shape[0], dtype=np.intp)
@@ -160,8 +168,8 @@ def _nearest_rows(Q, P, chunk=2048):
 
 
 def _pairwise_distances(P):
-    """Euclidean distances between the rows of ``P``, at any magnitude (in
-    units of a power of two)."""
+    """Euclidean distances between the rows of ``P``, at any magnitude and
+    offset (in units of a power of two)."""
     (P,) = _unit_scaled(P)
     sq = np.einsum("ij,ij->i", P, P)
     D2 = sq[:, None] + sq[None, :] - 2.0 * (P @ P.T)
@@ -174,21 +182,40 @@ def _piece_groups(codes, core, atoms, n_groups):
 
     The pieces are the connected components of the graph through the
     ``core`` atoms; two pieces are as far apart as their nearest atoms
-    (rows of ``atoms``, in the coders' input space), and single linkage
-    joins the nearest pieces first, the graph's own notion of adjacency
-    carried across its gaps. Returns the group of each atom (``-1`` for
-    atoms outside the kept graph).
+    (rows of ``atoms``, in the coders' input space). The lightest piece
+    (least code mass) joins the piece nearest to it, and so on until
+    ``n_groups`` remain: as with ``min_support``, a light piece is taken
+    for the outskirts of its nearest neighbour rather than a cluster, and
+    among pieces of equal mass the nearest join first (single linkage).
+    Returns the group of each atom (``-1`` for atoms outside the kept
+    graph).
     """
     idx = np.flatnonzero(core)
-    XtX, _ = _gram(codes)
-    _, piece = connected_components(sparse.csr_matrix(XtX[np.ix_(idx, idx)] > 0), directed=False)
+    XtX, s = _gram(codes)
+    n_pieces, piece = connected_components(
+        sparse.csr_matrix(XtX[np.ix_(idx, idx)] > 0), directed=False
+    )
     order = np.argsort(piece, kind="stable")
     starts = np.flatnonzero(np.r_[True, np.diff(piece[order]) != 0])
     D = _pairwise_distances(atoms[idx[order]])
-    between = np.minimum.reduceat(np.minimum.reduceat(D, starts, axis=0), starts, axis=1)
-    groups = AgglomerativeClustering(n_groups, metric="precomputed", linkage="single").fit_predict(
-        between
-    )
+    gap = np.minimum.reduceat(np.minimum.reduceat(D, starts, axis=0), starts, axis=1)
+    np.fill_diagonal(gap, np.inf)
+    mass = np.bincount(piece, weights=s[idx], minlength=n_pieces)
+    into = np.arange(n_pieces)
+    for _ in range(n_pieces - n_groups):
+        # the lightest piece left (the nearest to another among equals)
+        light = np.flatnonzero(mass <= mass.min() * (1.0 + 1e-9))
+        a = light[gap[light].min(axis=1).argmin()]
+        b = gap[a].argmin()
+        into[into == a] = b
+        mass[b] += mass[a]
+        mass[a] = np.inf
+        gap[b] = np.minimum(gap[b], gap[a])
+        gap[:, b] = gap[b]
+        gap[b, b] = np.inf
+        gap[a] = np.inf
+        gap[:, a] = np.inf
+    groups = np.unique(into, return_inverse=True)[1]
     atom_group = np.full(codes.shape[1], -1, dtype=np.intp)
     atom_group[idx] = groups[piece]
     return atom_group
@@ -930,7 +957,9 @@ class SimplexSpectralClustering(RejectsBoolCounts, ClusterMixin, BaseEstimator):
         :meth:`encode`): the one whose training samples put the most code
         mass on it; ``-1`` for atoms outside the kept graph. The atoms and
         the samples are clustered together (a co-clustering of the
-        bipartite graph).
+        bipartite graph). All ``-1`` when fewer than ``n_clusters``
+        samples reach the kept graph: k-means then runs on every embedded
+        sample, as the pipeline does, and no sample is placed by the atoms.
     n_atoms_ : int
         Number of atoms used.
     alpha_ : float
@@ -977,10 +1006,13 @@ class SimplexSpectralClustering(RejectsBoolCounts, ClusterMixin, BaseEstimator):
     Passing ``n_components`` (for example ``2 c``) turns the rule off, and
     the moons are split again. When there are more pieces than clusters
     (``p > c``), the indicator vectors put every piece as far from every
-    other, so k-means alone would join pieces at random: k-means then
-    starts from the ``c`` groups that single linkage makes of the pieces,
-    two pieces being as far apart as their nearest atoms (the gaps of the
-    graph are bridged shortest first).
+    other: k-means alone joins the lightest pieces (they cost the least
+    inertia) but to whichever other piece, near or far. k-means then
+    starts from ``c`` groups made as ``min_support`` reads the graph: the
+    lightest piece joins the piece nearest to it (two pieces being as far
+    apart as their nearest atoms), and so on, pieces of equal mass nearest
+    first. A small far group is then the outskirts of its nearest cluster,
+    and the sub-pieces of a cluster that fell apart rejoin it.
 
     **Samples outside the kept graph.** A sample whose code puts no mass on
     the kept graph (its piece is lighter than ``min_support``; or, in
@@ -1225,14 +1257,15 @@ class SimplexSpectralClustering(RejectsBoolCounts, ClusterMixin, BaseEstimator):
             inside[:] = True
         init, n_init = "k-means++", self.n_init
         if pieces and n_pieces > self.n_clusters:
-            # more pieces than clusters: start k-means from the groups that
-            # single linkage makes of the pieces, not from indicator
-            # vectors all as far from each other
+            # more pieces than clusters: start k-means from the groups made
+            # by joining the lightest piece to its nearest, not from
+            # indicator vectors all as far from each other
             atom_group = _piece_groups(
                 codes, self.embedding_.core_atoms_, self._atoms(), self.n_clusters
             )
             group = atom_group[_heaviest_atoms(codes[inside])]
-            init = np.array([U[inside][group == g].mean(axis=0) for g in range(self.n_clusters)])
+            U_inside = U[inside]
+            init = np.array([U_inside[group == g].mean(axis=0) for g in range(self.n_clusters)])
             n_init = 1
         self.kmeans_ = KMeans(
             self.n_clusters, init=init, n_init=n_init, random_state=self.random_state

@@ -914,3 +914,37 @@ def test_clustering_of_few_samples_per_cluster(seed):
     assert len(set(model.labels_)) == 32
     assert adjusted_rand_score(y, model.labels_) > 0.7
     np.testing.assert_array_equal(model.predict(X), model.labels_)
+
+
+@pytest.mark.parametrize("n_outliers", [10, 40])
+def test_a_light_far_piece_joins_a_cluster_instead_of_splitting_two(n_outliers):
+    # three blobs and a small far group: four kept pieces for three clusters;
+    # the light piece is the outskirts of its nearest cluster, not a cluster
+    X, y = make_blobs([100, 100, 100], centers=[[0, 0], [15, 0], [0, 15]], random_state=0)
+    far = np.random.default_rng(0).normal(size=(n_outliers, 2)) * 0.5 + [60, 60]
+    model = SimplexSpectralClustering(3, random_state=0).fit(np.vstack([X, far]))
+    assert model.embedding_.n_core_components_ == 4
+    assert adjusted_rand_score(y, model.labels_[:300]) == 1.0
+    assert len(set(model.labels_[300:])) == 1
+
+
+def test_nearest_rows_and_distances_ignore_offset_and_magnitude(rng):
+    from sklearn_wlsc._clustering import _nearest_rows, _pairwise_distances
+
+    P = rng.normal(size=(30, 3))
+    Q = rng.normal(size=(50, 3)) * 2
+    d2 = ((Q[:, None, :] - P[None, :, :]) ** 2).sum(axis=2)
+    D = np.sqrt(((P[:, None, :] - P[None, :, :]) ** 2).sum(axis=2))
+    for scale, offset in [(1.0, 0.0), (1e-3, 1e6), (1e-2, 1e8), (1e250, 0.0), (1e-300, 0.0)]:
+        got = _nearest_rows(Q * scale + offset, P * scale + offset)
+        np.testing.assert_array_equal(got, d2.argmin(axis=1))
+        # in units of one power of two: the ratios are those of the exact distances
+        Dg = _pairwise_distances(P * scale + offset)
+        np.testing.assert_allclose(Dg / Dg.max(), D / D.max(), atol=1e-6)
+
+
+def test_clustering_small_blobs_far_from_the_origin():
+    # metre-scale coordinates with a spread of millimetres
+    X, y = make_blobs(21, centers=3, n_features=2, cluster_std=0.5, random_state=4)
+    model = SimplexSpectralClustering(3, random_state=0).fit(X * 1e-3 + 1e6)
+    assert adjusted_rand_score(y, model.labels_) == 1.0
