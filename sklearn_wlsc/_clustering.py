@@ -1276,7 +1276,7 @@ class SimplexSpectralClustering(RejectsBoolCounts, ClusterMixin, BaseEstimator):
         self.atom_labels_ = np.full(codes.shape[1], -1, dtype=np.intp)
         if graph_kept:
             self.atom_labels_ = _atom_labels(codes[inside], labels[inside], self.n_clusters)
-        self.labels_ = self._place_outside(Y, codes, labels)
+        self.labels_ = self._place_outside(Y, ~inside, labels)
         self.n_iter_ = max(coder.n_iter_ for coder in self.coders_)
         return self
 
@@ -1284,15 +1284,12 @@ class SimplexSpectralClustering(RejectsBoolCounts, ClusterMixin, BaseEstimator):
         """The atoms of every coder, stacked as the columns of the codes."""
         return np.vstack([coder.components_ for coder in self.coders_])
 
-    def _place_outside(self, Y, codes, labels):
-        """``labels``, with the samples that carry no mass on the kept graph
-        given the cluster of the nearest atom that has one (``Y``: the
-        scaled samples)."""
+    def _place_outside(self, Y, outside, labels):
+        """``labels``, with the samples ``outside`` the kept graph (no code
+        mass on it) given the cluster of the nearest atom that has one
+        (``Y``: the scaled samples)."""
         labeled = np.flatnonzero(self.atom_labels_ >= 0)
-        if labeled.size == 0:
-            return labels
-        outside = _mass_on(codes, self.embedding_.core_atoms_) == 0
-        if outside.any():
+        if labeled.size and outside.any():
             nearest = _nearest_rows(Y[outside], self._atoms()[labeled])
             labels[outside] = self.atom_labels_[labeled[nearest]]
         return labels
@@ -1321,11 +1318,14 @@ class SimplexSpectralClustering(RejectsBoolCounts, ClusterMixin, BaseEstimator):
             matrix when ``n_dictionaries > 1`` (each row has a few non-zeros
             per dictionary), the coder's dense codes otherwise.
         """
+        return self._encode(self._scaled(X))
+
+    def _scaled(self, X):
+        """New samples, validated against the fit and standardized as the
+        training samples were."""
         check_is_fitted(self)
         X = validate_data(self, X, dtype=_FLOATS, reset=False)
-        if self.scaler_ is not None:
-            X = self.scaler_.transform(X)
-        return self._encode(X)
+        return self.scaler_.transform(X) if self.scaler_ is not None else X
 
     def predict(self, X):
         """Cluster of new samples, through their codes and the embedding.
@@ -1340,9 +1340,8 @@ class SimplexSpectralClustering(RejectsBoolCounts, ClusterMixin, BaseEstimator):
         labels : ndarray of shape (n_samples,)
             Index of the cluster of each sample.
         """
-        check_is_fitted(self)
-        X = validate_data(self, X, dtype=_FLOATS, reset=False)
-        Y = self.scaler_.transform(X) if self.scaler_ is not None else X
+        Y = self._scaled(X)
         codes = self._encode(Y)
         labels = self.kmeans_.predict(self.embedding_.transform(codes))
-        return self._place_outside(Y, codes, labels)
+        outside = _mass_on(codes, self.embedding_.core_atoms_) == 0
+        return self._place_outside(Y, outside, labels)
