@@ -610,6 +610,10 @@ def _active_set(G, C, X, tol, shift, eps, max_steps, noise, free_first=None):
     flat_drop = torch.full_like(frozen, -1)
     returns = torch.zeros_like(frozen)
     settled = torch.zeros(X.shape[0], dtype=torch.bool, device=X.device)
+    # whether any row has taken a step on a singular support: until then
+    # no row holds a weight, drops flat or swaps, and the steps skip that
+    # bookkeeping (a sixth of a step's small operations on ordinary data)
+    degenerate = False
     n_steps = 0
     while rows.numel() and n_steps < int(limit.max()):
         n_steps += 1
@@ -617,11 +621,11 @@ def _active_set(G, C, X, tol, shift, eps, max_steps, noise, free_first=None):
         noise_rows = noise.rows(rows)
         xs = x.gather(1, sup) * valid
         g_rows = g
-        held = valid & (sup == frozen[:, None])
-        p, ok = _newton_step(G, g_rows, sup, valid & ~held, shift, eps)
+        free = valid & (sup != frozen[:, None]) if degenerate else valid
+        p, ok = _newton_step(G, g_rows, sup, free, shift, eps)
         singular = torch.zeros_like(ok)
         reach = torch.ones_like(f_old)
-        pivot = torch.full_like(frozen, -1)
+        pivot = torch.full_like(rows, -1)
         bad = ~ok
         if bool(bad.any()):
             # a support LAPACK finds singular (atoms affinely dependent, or
@@ -632,6 +636,13 @@ def _active_set(G, C, X, tol, shift, eps, max_steps, noise, free_first=None):
             p[bad], singular[bad], reach[bad], pivot[bad], ok[bad] = _pivoted_support_step(
                 G, g_rows[bad], sup[bad], valid[bad], shift, eps
             )
+            if not degenerate and bool(singular.any()):
+                # the first singular step: the bookkeeping starts, for the
+                # rows left (until now it held its initial values)
+                degenerate = True
+                frozen = torch.full_like(rows, -1)
+                flat_drop = torch.full_like(rows, -1)
+                returns = torch.zeros_like(rows)
         ratio = torch.where(valid & (p < 0), xs / -p, torch.inf)
         t, blocking = ratio.min(dim=1)
         # the step reaches its end (Newton's minimizer, or the minimum along
@@ -657,36 +668,41 @@ def _active_set(G, C, X, tol, shift, eps, max_steps, noise, free_first=None):
         # grow the support of rows at their support's minimizer; a row that
         # stopped at the minimum between nearly equal atoms solves for the
         # rest of its support first
-        line_stop = ok & singular & full & torch.isfinite(reach)
-        dropped = sup.gather(1, blocking[:, None])[:, 0]
-        flat = ok & singular & ~full & torch.isinf(reach)
-        flat_drop = torch.where(flat, dropped, flat_drop)
+        if degenerate:
+            line_stop = ok & singular & full & torch.isfinite(reach)
+            dropped = sup.gather(1, blocking[:, None])[:, 0]
+            flat = ok & singular & ~full & torch.isinf(reach)
+            flat_drop = torch.where(flat, dropped, flat_drop)
         j = g_new.argmin(dim=1)
         # a coordinate the step left alone stays, at zero too: the one that
         # just entered, when a singular support's step moved only the atoms
         # before it (as in the numba kernel)
         blocked = torch.zeros_like(valid).scatter_(1, blocking[:, None], (~full)[:, None])
         keep = valid & ((xs_new > 0) | ((p == 0) & ~blocked))
-        grow = ok & full & ~certified & ~line_stop
+        grow = ok & full & ~certified
+        if degenerate:
+            grow &= ~line_stop
         # a row whose best coordinate is in its support already takes
         # Newton's step again, which refines its point (as the numba
         # kernel's loop does), for as long as that moves it
         stuck = grow & ((sup == j[:, None]) & keep).any(dim=1)
         grow &= ~stuck
         stuck &= ~(x_new != x).any(dim=1)
-        returns += grow & (j == flat_drop)
-        swapping = grow & (returns > 3)
-        settled[rows[swapping]] = True
-        stuck |= swapping
-        grow &= returns <= 3
-        flat_drop = torch.where(grow, -1, flat_drop)
+        if degenerate:
+            returns += grow & (j == flat_drop)
+            swapping = grow & (returns > 3)
+            settled[rows[swapping]] = True
+            stuck |= swapping
+            grow &= returns <= 3
+            flat_drop = torch.where(grow, -1, flat_drop)
         go_on = ok & ~certified & ~stuck & (n_steps < limit[rows])
         if not bool(go_on.any()):
             break
         sup, valid = _compact(sup[go_on], keep[go_on])
         grow, j = grow[go_on], j[go_on]
-        frozen = torch.where(line_stop, pivot, -1)[go_on]
-        flat_drop, returns = flat_drop[go_on], returns[go_on]
+        if degenerate:
+            frozen = torch.where(line_stop, pivot, -1)[go_on]
+            flat_drop, returns = flat_drop[go_on], returns[go_on]
         g = torch.where(ok[:, None], g_new, g_rows)[go_on]
         counts = valid.sum(dim=1)
         if bool((grow & (counts == sup.shape[1])).any()):
