@@ -598,22 +598,21 @@ def _active_set(G, C, X, tol, shift, eps, max_steps, noise, free_first=None):
     limit = torch.full((X.shape[0],), max_steps, device=X.device)
     if free_first is not None:
         limit += free_first.to(limit.dtype)
-    # the atom whose weight a row's next step holds (−1: none), after a
-    # step that stopped at the minimum between nearly equal atoms: the rest
-    # of its support is solved for next, and the two steps alternate, as
-    # the numba kernel does
-    frozen = torch.full((X.shape[0],), -1, dtype=torch.long, device=X.device)
-    # the atom a flat step last dropped, and how often the gap asked for
-    # such an atom again: past a few times the row is going from one atom
-    # of a pair to the other, whose difference is below rounding, and stops
-    # (as the numba kernel does)
-    flat_drop = torch.full_like(frozen, -1)
-    returns = torch.zeros_like(frozen)
-    settled = torch.zeros(X.shape[0], dtype=torch.bool, device=X.device)
-    # whether any row has taken a step on a singular support: until then
-    # no row holds a weight, drops flat or swaps, and the steps skip that
-    # bookkeeping (a sixth of a step's small operations on ordinary data)
+    # the bookkeeping of singular supports, per row, from the first step on
+    # a singular support (``degenerate``); until then no row holds a
+    # weight, drops flat or swaps, and the steps skip it (a sixth of a
+    # step's small operations on ordinary data):
+    # - frozen: the atom whose weight a row's next step holds (−1: none),
+    #   after a step that stopped at the minimum between nearly equal
+    #   atoms; the rest of its support is solved for next, and the two
+    #   steps alternate, as the numba kernel does;
+    # - flat_drop, returns: the atom a flat step last dropped, and how
+    #   often the gap asked for such an atom again; past a few times the
+    #   row is going from one atom of a pair to the other, whose difference
+    #   is below rounding, and stops (as the numba kernel does)
     degenerate = False
+    frozen = flat_drop = returns = None
+    settled = torch.zeros(X.shape[0], dtype=torch.bool, device=X.device)
     n_steps = 0
     while rows.numel() and n_steps < int(limit.max()):
         n_steps += 1
@@ -638,7 +637,7 @@ def _active_set(G, C, X, tol, shift, eps, max_steps, noise, free_first=None):
             )
             if not degenerate and bool(singular.any()):
                 # the first singular step: the bookkeeping starts, for the
-                # rows left (until now it held its initial values)
+                # rows left, at the values it would have had all along
                 degenerate = True
                 frozen = torch.full_like(rows, -1)
                 flat_drop = torch.full_like(rows, -1)
