@@ -31,7 +31,7 @@ from sklearn.utils.validation import check_is_fitted, check_non_negative, valida
 
 from ._checks import RejectsBoolCounts
 from ._estimator import WeightedL1SparseCoder
-from ._objective import ALPHA_MAX
+from ._objective import ALPHA_MAX, power_of_two_exponent, squared_distances
 
 _FLOATS = [np.float64, np.float32]
 
@@ -145,8 +145,7 @@ def _unit_scaled(*arrays):
     for _ in range(2):
         # scaled first, so that the mean cannot overflow; again after
         # centring, which can leave rows far smaller than before
-        top = max(float(np.abs(a).max(initial=0.0)) for a in arrays)
-        e = np.frexp(top)[1] if top > 0 and np.isfinite(top) else 0
+        e = power_of_two_exponent(*(np.abs(a).max(initial=0.0) for a in arrays))
         arrays = [np.ldexp(a, -e) for a in arrays]
         if arrays[-1].shape[0]:
             centre = arrays[-1].mean(axis=0)
@@ -158,12 +157,9 @@ def _nearest_rows(Q, P, chunk=2048):
     """For each row of ``Q``, the index of the nearest row of ``P``
     (Euclidean), at any magnitude and offset."""
     Q, P = _unit_scaled(Q, P)
-    p_sq = np.einsum("ij,ij->i", P, P)
     out = np.empty(Q.shape[0], dtype=np.intp)
     for start in range(0, Q.shape[0], chunk):
-        part = Q[start : start + chunk]
-        # ‖q − p‖² − ‖q‖²: the row's own norm does not change the argmin
-        out[start : start + chunk] = (p_sq[None, :] - 2.0 * (part @ P.T)).argmin(axis=1)
+        out[start : start + chunk] = squared_distances(Q[start : start + chunk], P).argmin(axis=1)
     return out
 
 
@@ -171,10 +167,9 @@ def _pairwise_distances(P):
     """Euclidean distances between the rows of ``P``, at any magnitude and
     offset (in units of a power of two)."""
     (P,) = _unit_scaled(P)
-    sq = np.einsum("ij,ij->i", P, P)
-    D2 = sq[:, None] + sq[None, :] - 2.0 * (P @ P.T)
+    D2 = squared_distances(P, P)
     np.fill_diagonal(D2, 0.0)
-    return np.sqrt(np.maximum(D2, 0.0))
+    return np.sqrt(D2)
 
 
 def _piece_groups(codes, core, atoms, n_groups):
